@@ -1,0 +1,89 @@
+//! Types shared by the chat and completions endpoints.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A stop sequence or the model's end-of-generation token was reached.
+    Stop,
+    /// `max_tokens` or the context limit was reached.
+    Length,
+}
+
+/// `stop`: one string or up to four strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StopSequences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StopSequences {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StopSequences::One(s) => vec![s],
+            StopSequences::Many(v) => v,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            StopSequences::One(s) => std::slice::from_ref(s),
+            StopSequences::Many(v) => v,
+        }
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// Send a last chunk with `usage` and an empty `choices` before `[DONE]`.
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// Token accounting for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32, cached_tokens: u32) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: PromptTokensDetails { cached_tokens },
+        }
+    }
+}
+
+/// Breakdown of the prompt tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens whose KV was reused from an earlier request.
+    pub cached_tokens: u32,
+}
+
+/// Sampling fields common to both endpoints, borrowed from either request for validation
+/// and for handing to the engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SamplingFields<'a> {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<i64>,
+    pub min_p: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub seed: Option<i64>,
+    pub max_tokens: Option<i64>,
+    pub n: Option<i64>,
+    pub stop: Option<&'a StopSequences>,
+}

@@ -1,0 +1,13 @@
+//! OpenAI-compatible wire types: what goes over HTTP, field for field as the official
+//! OpenAI schema names it. Nothing here knows about llama.cpp or axum.
+
+pub mod chat;
+pub mod common;
+pub mod completions;
+pub mod error;
+pub mod models;
+mod validate;
+
+pub use common::{FinishReason, PromptTokensDetails, StopSequences, StreamOptions, Usage};
+pub use error::{ErrorBody, ErrorResponse};
+pub use validate::InvalidParam;

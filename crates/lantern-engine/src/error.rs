@@ -1,0 +1,34 @@
+//! The engine's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong below the HTTP layer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file {path} not found")]
+    ModelNotFound { path: PathBuf },
+    #[error("cannot read model file {path}: {reason}")]
+    ModelUnreadable { path: PathBuf, reason: String },
+    #[error("failed to load model {path}: {reason}")]
+    ModelLoad { path: PathBuf, reason: String },
+    #[error("failed to create the inference context: {0}")]
+    Context(String),
+    /// The request itself is unusable (bad template input, empty prompt, ...).
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("This model's maximum context length is {limit} tokens per sequence. However, your request has {requested} prompt tokens. Please reduce the length of the {param}.")]
+    ContextLengthExceeded {
+        limit: u32,
+        requested: u32,
+        param: &'static str,
+    },
+    #[error("chat template error: {0}")]
+    Template(String),
+    #[error("decode failed: {0}")]
+    Decode(String),
+    #[error("the inference worker has stopped")]
+    WorkerGone,
+}

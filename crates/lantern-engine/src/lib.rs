@@ -1,0 +1,22 @@
+//! Everything llama.cpp: model loading, the continuous-batching scheduler, sampling, chat
+//! templates and detokenization. Knows nothing of HTTP.
+//!
+//! One dedicated OS thread per loaded model owns the `LlamaContext`; callers talk to it through
+//! the [`Backend`] trait: [`Backend::schedule`] returns a per-request event channel, and
+//! dropping the receiver cancels the request.
+
+mod backend;
+mod chat_template;
+mod detokenize;
+mod error;
+mod llama;
+mod request;
+mod sampling;
+mod scheduler;
+mod stop;
+
+pub use backend::{Backend, EventStream, ModelInfo};
+pub use chat_template::{ChatTemplate, ChatTurn};
+pub use error::EngineError;
+pub use llama::{check_model_file, default_threads, EngineConfig, LlamaEngine, DEFAULT_BATCH_SIZE};
+pub use request::{Event, FinishReason, GenerateRequest, Prompt, SamplingParams, TokenUsage};

@@ -1,0 +1,220 @@
+//! The llama.cpp-backed [`Backend`]: loads a GGUF model, starts its inference thread, and
+//! prepares prompts (chat template, tokenization) on the blocking thread pool.
+
+mod load;
+pub use load::check_model_file;
+mod runtime;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::backend::{Backend, EventStream, ModelInfo};
+use crate::chat_template::ChatTemplate;
+use crate::scheduler::Job;
+use crate::{EngineError, GenerateRequest, Prompt};
+
+/// Prompt tokens decoded per step at most (llama.cpp's `n_batch`, with chunked prefill).
+pub const DEFAULT_BATCH_SIZE: u32 = 512;
+
+/// How to load and run one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub model_path: PathBuf,
+    pub threads: usize,
+    /// Sequences decoded together.
+    pub parallel: u32,
+    /// KV tokens shared by all sequences; each gets `ctx_size / parallel`.
+    pub ctx_size: u32,
+    /// Most tokens per decode step (generation tokens plus prompt chunks).
+    pub batch_size: u32,
+    pub gpu_layers: u32,
+}
+
+impl EngineConfig {
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            model_path: model_path.into(),
+            threads: default_threads(),
+            parallel: 4,
+            ctx_size: 8192,
+            batch_size: DEFAULT_BATCH_SIZE,
+            gpu_layers: 0,
+        }
+    }
+
+    /// The batch must at least hold one token per sequence.
+    fn batch_tokens(&self) -> usize {
+        self.batch_size.max(self.parallel) as usize
+    }
+}
+
+/// Physical cores: llama.cpp's throughput drops sharply when threads exceed them.
+pub fn default_threads() -> usize {
+    num_cpus::get_physical().max(1)
+}
+
+/// A loaded model with its inference thread.
+pub struct LlamaEngine {
+    model: Arc<LlamaModel>,
+    template: Arc<ChatTemplate>,
+    jobs: Sender<Job>,
+    info: ModelInfo,
+}
+
+impl LlamaEngine {
+    /// Loads the model and starts its worker; blocks until the worker reports ready. Call it
+    /// from a blocking context (`spawn_blocking`).
+    pub fn load(config: EngineConfig) -> Result<Self, EngineError> {
+        if config.parallel == 0 || config.ctx_size < config.parallel {
+            return Err(EngineError::Context(format!(
+                "--ctx-size ({}) must be at least --parallel ({}), and --parallel at least 1",
+                config.ctx_size, config.parallel
+            )));
+        }
+        let started = std::time::Instant::now();
+        let model = Arc::new(load::load_model(&config.model_path, config.gpu_layers)?);
+        let template = Arc::new(chat_template_of(&model)?);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let n_ctx_per_seq = worker::spawn(model.clone(), config.clone(), rx)?;
+        let info = ModelInfo {
+            path: config.model_path.clone(),
+            n_ctx_per_seq,
+            parallel: config.parallel,
+            n_ctx_train: model.n_ctx_train(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        tracing::info!(
+            model = %config.model_path.display(),
+            params = model.n_params(),
+            seconds = format!("{:.1}", started.elapsed().as_secs_f32()),
+            "model loaded"
+        );
+        Ok(LlamaEngine {
+            model,
+            template,
+            jobs: tx,
+            info,
+        })
+    }
+}
+
+fn token_text(model: &LlamaModel, token: LlamaToken) -> String {
+    String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
+}
+
+/// The GGUF's own Jinja template, or ChatML when it has none.
+fn chat_template_of(model: &LlamaModel) -> Result<ChatTemplate, EngineError> {
+    let vocab = model.vocab();
+    let bos = token_text(model, vocab.bos());
+    let eos = token_text(model, vocab.eos());
+    match model.chat_template(None) {
+        Ok(t) => {
+            let source = t
+                .to_string()
+                .map_err(|e| EngineError::Template(format!("chat template is not UTF-8: {e}")))?;
+            ChatTemplate::new(&source, bos, eos)
+        }
+        Err(_) => {
+            tracing::warn!("the model has no chat template; using ChatML");
+            Ok(ChatTemplate::chatml(bos, eos))
+        }
+    }
+}
+
+/// Turns the prompt into tokens: template rendering and tokenization are CPU work, so this
+/// runs on the blocking pool, never on the async runtime's workers.
+fn tokenize_prompt(
+    model: &LlamaModel,
+    template: &ChatTemplate,
+    prompt: Prompt,
+) -> Result<Vec<i32>, EngineError> {
+    let vocab = model.vocab();
+    let tokens: Vec<i32> = match prompt {
+        Prompt::Chat(messages) => {
+            let text = template.render(&messages)?;
+            // The template may already have written BOS; do not add a second one.
+            let add_bos =
+                template.bos_token().is_empty() || !text.starts_with(template.bos_token());
+            vocab
+                .tokenize(text.as_bytes(), add_bos, true)
+                .into_iter()
+                .map(|t| t.0)
+                .collect()
+        }
+        Prompt::Text(text) => vocab
+            .tokenize(text.as_bytes(), true, true)
+            .into_iter()
+            .map(|t| t.0)
+            .collect(),
+        Prompt::Tokens(ids) => {
+            let n_vocab = model.n_vocab() as u32;
+            if let Some(bad) = ids.iter().find(|&&t| t >= n_vocab) {
+                return Err(EngineError::InvalidRequest {
+                    message: format!(
+                        "Token id {bad} in 'prompt' is outside the model's vocabulary (0..{n_vocab})."
+                    ),
+                    param: Some("prompt".into()),
+                });
+            }
+            ids.into_iter().map(|t| t as i32).collect()
+        }
+    };
+    if tokens.is_empty() {
+        return Err(EngineError::InvalidRequest {
+            message: "The prompt is empty after tokenization.".into(),
+            param: Some("prompt".into()),
+        });
+    }
+    Ok(tokens)
+}
+
+#[async_trait]
+impl Backend for LlamaEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError> {
+        let param = match request.prompt {
+            Prompt::Chat(_) => "messages",
+            _ => "prompt",
+        };
+        let model = self.model.clone();
+        let template = self.template.clone();
+        let tokens =
+            tokio::task::spawn_blocking(move || tokenize_prompt(&model, &template, request.prompt))
+                .await
+                .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;
+        let limit = self.info.n_ctx_per_seq;
+        // At least one position must remain for the first generated token.
+        if tokens.len() as u32 >= limit {
+            return Err(EngineError::ContextLengthExceeded {
+                limit,
+                requested: tokens.len() as u32,
+                param,
+            });
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let job = Job {
+            tokens,
+            sampling: request.sampling,
+            max_tokens: request.max_tokens.unwrap_or(u32::MAX),
+            stop: request.stop,
+            events: tx,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| EngineError::WorkerGone)?;
+        Ok(rx)
+    }
+}

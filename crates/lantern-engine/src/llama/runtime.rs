@@ -1,0 +1,61 @@
+//! The scheduler's [`Runtime`] backed by a real llama.cpp context.
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::sampling::SlotSampler;
+use crate::scheduler::Runtime;
+use crate::SamplingParams;
+
+pub(crate) struct LlamaRuntime<'m> {
+    pub model: &'m LlamaModel,
+    pub ctx: LlamaContext<'m>,
+    pub batch: LlamaBatch<'static>,
+    pub n_vocab: i32,
+}
+
+impl Runtime for LlamaRuntime<'_> {
+    type Sampler = SlotSampler;
+
+    fn new_sampler(&self, params: &SamplingParams) -> SlotSampler {
+        SlotSampler::new(params, self.n_vocab)
+    }
+
+    fn clear_batch(&mut self) {
+        self.batch.clear();
+    }
+
+    fn add_to_batch(&mut self, token: i32, pos: i32, seq: i32, logits: bool) {
+        // The scheduler never exceeds the batch's capacity (max_batch_tokens).
+        self.batch
+            .add(LlamaToken(token), pos, &[seq], logits)
+            .expect("batch capacity matches the scheduler's budget");
+    }
+
+    fn decode(&mut self) -> Result<(), String> {
+        self.ctx.decode(&mut self.batch).map_err(|e| e.to_string())
+    }
+
+    fn sample(&mut self, sampler: &mut SlotSampler, batch_index: i32) -> i32 {
+        sampler.sample(&self.ctx, batch_index)
+    }
+
+    fn truncate_seq(&mut self, seq: i32, from: i32) {
+        let from = u32::try_from(from).unwrap_or(0);
+        if let Err(e) = self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(from), None) {
+            tracing::warn!(seq, from, error = %e, "could not clear KV cells");
+        }
+    }
+
+    fn is_eog(&self, token: i32) -> bool {
+        self.model.vocab().is_eog(LlamaToken(token))
+    }
+
+    fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
+        self.model
+            .vocab()
+            .token_to_piece_into(LlamaToken(token), out, false, None);
+    }
+}

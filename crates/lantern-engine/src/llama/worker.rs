@@ -1,0 +1,108 @@
+//! The inference thread: owns the `LlamaContext`, reports readiness (or the context error)
+//! through a handshake carrying the per-sequence context size, then
+//! alternates between taking new requests and running scheduler steps.
+
+use std::num::NonZeroU32;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+
+use super::runtime::LlamaRuntime;
+use super::EngineConfig;
+use crate::scheduler::{Job, Scheduler, SchedulerConfig};
+use crate::EngineError;
+
+pub(crate) fn spawn(
+    model: Arc<LlamaModel>,
+    config: EngineConfig,
+    jobs: Receiver<Job>,
+) -> Result<u32, EngineError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("lantern-infer".into())
+        .spawn(move || run(&model, &config, jobs, ready_tx))
+        .map_err(|e| EngineError::Context(format!("cannot start the inference thread: {e}")))?;
+    ready_rx.recv().unwrap_or(Err(EngineError::WorkerGone))
+}
+
+fn run(
+    model: &LlamaModel,
+    config: &EngineConfig,
+    jobs: Receiver<Job>,
+    ready: SyncSender<Result<u32, EngineError>>,
+) {
+    let batch_tokens = config.batch_tokens();
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.ctx_size))
+        .with_n_seq_max(config.parallel)
+        .with_n_batch(batch_tokens as u32)
+        .with_n_ubatch(batch_tokens.min(512) as u32)
+        .with_n_threads(config.threads as i32)
+        .with_n_threads_batch(config.threads as i32);
+    let backend = match super::load::backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Context(format!(
+                "{e} (ctx-size {} with {} parallel sequences may need more memory than is available)",
+                config.ctx_size, config.parallel
+            ))));
+            return;
+        }
+    };
+    let n_ctx_per_seq = ctx.n_ctx() / config.parallel;
+    let runtime = LlamaRuntime {
+        model,
+        ctx,
+        batch: LlamaBatch::new(batch_tokens, 1),
+        n_vocab: model.n_vocab(),
+    };
+    let mut scheduler = Scheduler::new(
+        runtime,
+        SchedulerConfig {
+            n_slots: config.parallel as usize,
+            n_ctx_per_seq,
+            max_batch_tokens: batch_tokens,
+        },
+    );
+    if ready.send(Ok(n_ctx_per_seq)).is_err() {
+        return;
+    }
+    tracing::info!(
+        threads = config.threads,
+        parallel = config.parallel,
+        ctx_size = config.ctx_size,
+        n_ctx_per_seq,
+        "inference worker ready"
+    );
+    let mut open = true;
+    loop {
+        if scheduler.is_idle() {
+            if !open {
+                break;
+            }
+            match jobs.recv() {
+                Ok(job) => scheduler.enqueue(job),
+                Err(_) => break,
+            }
+        }
+        while open {
+            match jobs.try_recv() {
+                Ok(job) => scheduler.enqueue(job),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => open = false,
+            }
+        }
+        scheduler.step();
+    }
+    tracing::info!("inference worker stopped");
+}

@@ -1,0 +1,324 @@
+//! Continuous batching. Every step decodes one token for each generating sequence and, in the
+//! same batch, prompt chunks of newly admitted requests (chunked prefill), then samples.
+//! Requests are admitted between steps. The scheduler is generic over [`Runtime`] so it can be
+//! tested without llama.cpp.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::detokenize::Utf8Stream;
+use crate::stop::StopMatcher;
+use crate::{EngineError, Event, FinishReason, SamplingParams, TokenUsage};
+
+/// The model operations the scheduler needs. Tokens and sequence ids are llama.cpp's `i32`s.
+pub(crate) trait Runtime {
+    type Sampler;
+    fn new_sampler(&self, params: &SamplingParams) -> Self::Sampler;
+    fn clear_batch(&mut self);
+    fn add_to_batch(&mut self, token: i32, pos: i32, seq: i32, logits: bool);
+    fn decode(&mut self) -> Result<(), String>;
+    /// Picks (and accepts) the next token from the logits at `batch_index`.
+    fn sample(&mut self, sampler: &mut Self::Sampler, batch_index: i32) -> i32;
+    /// Drops the KV of `seq` from position `from` on.
+    fn truncate_seq(&mut self, seq: i32, from: i32);
+    fn is_eog(&self, token: i32) -> bool;
+    fn token_piece(&self, token: i32, out: &mut Vec<u8>);
+}
+
+/// A tokenized request, ready for a slot.
+pub(crate) struct Job {
+    pub tokens: Vec<i32>,
+    pub sampling: SamplingParams,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub events: UnboundedSender<Event>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SchedulerConfig {
+    /// Sequences decoded together (`--parallel`).
+    pub n_slots: usize,
+    pub n_ctx_per_seq: u32,
+    /// Most tokens in one decode call.
+    pub max_batch_tokens: usize,
+}
+
+/// A request occupying a slot.
+struct Active<S> {
+    prompt: Vec<i32>,
+    /// Prompt tokens already in the KV cache.
+    prefilled: usize,
+    /// Position of the next token to decode (= tokens in the KV cache).
+    n_past: i32,
+    generated: u32,
+    max_tokens: u32,
+    sampler: S,
+    /// Last sampled token, decoded in the next step.
+    next_token: i32,
+    /// Index of this slot's logits in the current batch.
+    logits_at: Option<i32>,
+    /// Prompt tokens added to the current batch (0 while generating).
+    chunk: usize,
+    in_batch: bool,
+    admitted: u64,
+    utf8: Utf8Stream,
+    stop: StopMatcher,
+    events: UnboundedSender<Event>,
+}
+
+impl<S> Active<S> {
+    fn is_prefilling(&self) -> bool {
+        self.prefilled < self.prompt.len()
+    }
+}
+
+pub(crate) struct Scheduler<R: Runtime> {
+    rt: R,
+    cfg: SchedulerConfig,
+    slots: Vec<Option<Active<R::Sampler>>>,
+    waiting: VecDeque<Job>,
+    admissions: u64,
+    // Scratch buffers reused every token, so the decode loop does not allocate for them.
+    piece: Vec<u8>,
+    text: String,
+}
+
+impl<R: Runtime> Scheduler<R> {
+    pub fn new(rt: R, cfg: SchedulerConfig) -> Self {
+        Scheduler {
+            rt,
+            cfg,
+            slots: (0..cfg.n_slots).map(|_| None).collect(),
+            waiting: VecDeque::new(),
+            admissions: 0,
+            piece: Vec::with_capacity(64),
+            text: String::with_capacity(64),
+        }
+    }
+
+    pub fn enqueue(&mut self, job: Job) {
+        self.waiting.push_back(job);
+    }
+
+    /// Nothing running and nothing waiting: the worker may block for the next request.
+    pub fn is_idle(&self) -> bool {
+        self.waiting.is_empty() && self.slots.iter().all(Option::is_none)
+    }
+
+    #[cfg(test)]
+    pub fn runtime(&self) -> &R {
+        &self.rt
+    }
+
+    #[cfg(test)]
+    pub fn runtime_mut(&mut self) -> &mut R {
+        &mut self.rt
+    }
+
+    /// Runs one decode step: reap cancelled requests, admit waiting ones, decode, sample.
+    pub fn step(&mut self) {
+        self.reap_cancelled();
+        self.admit();
+        loop {
+            if !self.build_batch() {
+                return;
+            }
+            match self.rt.decode() {
+                Ok(()) => break,
+                Err(reason) => self.recover_from_failed_decode(reason),
+            }
+        }
+        self.commit_batch();
+        self.sample_all();
+    }
+
+    fn reap_cancelled(&mut self) {
+        self.waiting.retain(|job| !job.events.is_closed());
+        for seq in 0..self.slots.len() {
+            if self.slots[seq].as_ref().is_some_and(|a| a.events.is_closed()) {
+                tracing::debug!(seq, "client went away; freeing its slot");
+                self.release(seq);
+            }
+        }
+    }
+
+    fn admit(&mut self) {
+        for seq in 0..self.slots.len() {
+            if self.slots[seq].is_some() {
+                continue;
+            }
+            let Some(job) = self.waiting.pop_front() else {
+                return;
+            };
+            self.admissions += 1;
+            let sampler = self.rt.new_sampler(&job.sampling);
+            self.slots[seq] = Some(Active {
+                prompt: job.tokens,
+                prefilled: 0,
+                n_past: 0,
+                generated: 0,
+                max_tokens: job.max_tokens,
+                sampler,
+                next_token: 0,
+                logits_at: None,
+                chunk: 0,
+                in_batch: false,
+                admitted: self.admissions,
+                utf8: Utf8Stream::default(),
+                stop: StopMatcher::new(job.stop),
+                events: job.events,
+            });
+        }
+    }
+
+    /// Fills the batch: first one token per generating sequence, then prompt chunks in
+    /// admission order within the remaining budget. Returns false if there is nothing to do.
+    fn build_batch(&mut self) -> bool {
+        self.rt.clear_batch();
+        let mut n = 0usize;
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(a) = slot else { continue };
+            a.logits_at = None;
+            a.chunk = 0;
+            a.in_batch = false;
+            if !a.is_prefilling() {
+                self.rt.add_to_batch(a.next_token, a.n_past, seq as i32, true);
+                a.logits_at = Some(n as i32);
+                a.in_batch = true;
+                n += 1;
+            }
+        }
+        let mut prefilling: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(seq, s)| s.as_ref().filter(|a| a.is_prefilling()).map(|a| (a.admitted, seq)))
+            .collect();
+        prefilling.sort_unstable();
+        for (_, seq) in prefilling {
+            let budget = self.cfg.max_batch_tokens.saturating_sub(n);
+            if budget == 0 {
+                break;
+            }
+            let a = self.slots[seq].as_mut().expect("prefilling slot is occupied");
+            let take = budget.min(a.prompt.len() - a.prefilled);
+            for i in 0..take {
+                let idx = a.prefilled + i;
+                let last = idx + 1 == a.prompt.len();
+                self.rt
+                    .add_to_batch(a.prompt[idx], a.n_past + i as i32, seq as i32, last);
+                if last {
+                    a.logits_at = Some(n as i32);
+                }
+                n += 1;
+            }
+            a.chunk = take;
+            a.in_batch = true;
+        }
+        n > 0
+    }
+
+    /// A decode failed (typically no KV space). Roll back what this batch wrote, fail the most
+    /// recently admitted request in it, and let the caller retry the rest.
+    fn recover_from_failed_decode(&mut self, reason: String) {
+        let mut newest: Option<(u64, usize)> = None;
+        for seq in 0..self.slots.len() {
+            if let Some(a) = self.slots[seq].as_ref().filter(|a| a.in_batch) {
+                self.rt.truncate_seq(seq as i32, a.n_past);
+                if newest.is_none_or(|(adm, _)| a.admitted > adm) {
+                    newest = Some((a.admitted, seq));
+                }
+            }
+        }
+        if let Some((_, seq)) = newest {
+            tracing::warn!(seq, %reason, "decode failed; failing the newest request in the batch");
+            if let Some(a) = &self.slots[seq] {
+                let _ = a.events.send(Event::Error(EngineError::Decode(reason)));
+            }
+            self.release(seq);
+        }
+    }
+
+    fn commit_batch(&mut self) {
+        for a in self.slots.iter_mut().flatten().filter(|a| a.in_batch) {
+            if a.chunk > 0 {
+                a.prefilled += a.chunk;
+                a.n_past += a.chunk as i32;
+            } else {
+                a.n_past += 1;
+            }
+        }
+    }
+
+    fn sample_all(&mut self) {
+        for seq in 0..self.slots.len() {
+            let Some(a) = self.slots[seq].as_mut() else {
+                continue;
+            };
+            let Some(idx) = a.logits_at else { continue };
+            let token = self.rt.sample(&mut a.sampler, idx);
+            a.generated += 1;
+            if self.rt.is_eog(token) {
+                self.finish(seq, FinishReason::Stop, true);
+                continue;
+            }
+            self.piece.clear();
+            self.rt.token_piece(token, &mut self.piece);
+            self.text.clear();
+            a.utf8.push(&self.piece, &mut self.text);
+            let mut out = String::new();
+            let stopped = a.stop.push(&self.text, &mut out);
+            if !out.is_empty() && a.events.send(Event::Text(out)).is_err() {
+                self.release(seq);
+                continue;
+            }
+            if stopped {
+                self.finish(seq, FinishReason::Stop, false);
+            } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
+                self.finish(seq, FinishReason::Length, true);
+            } else {
+                a.next_token = token;
+            }
+        }
+    }
+
+    /// Sends the held-back text (when `flush`) and the final event, then frees the slot.
+    fn finish(&mut self, seq: usize, reason: FinishReason, flush: bool) {
+        let Some(a) = self.slots[seq].as_mut() else {
+            return;
+        };
+        if flush {
+            let mut rest = String::new();
+            a.utf8.finish(&mut rest);
+            let mut out = String::new();
+            // A stop string can still complete inside the flushed bytes.
+            let stopped = a.stop.push(&rest, &mut out);
+            if !stopped {
+                a.stop.finish(&mut out);
+            }
+            if !out.is_empty() {
+                let _ = a.events.send(Event::Text(out));
+            }
+        }
+        let usage = TokenUsage {
+            prompt_tokens: a.prompt.len() as u32,
+            completion_tokens: a.generated,
+            cached_tokens: 0,
+        };
+        let _ = a.events.send(Event::Done {
+            finish_reason: reason,
+            usage,
+        });
+        self.release(seq);
+    }
+
+    fn release(&mut self, seq: usize) {
+        self.slots[seq] = None;
+        self.rt.truncate_seq(seq as i32, 0);
+    }
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -1,0 +1,286 @@
+//! Scheduler tests against a fake model: token `t` is followed by `t + 1`, token 99 ends
+//! generation, and token `t` reads as "t ".
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::*;
+
+const EOG: i32 = 99;
+
+#[derive(Default)]
+struct Fake {
+    batch: Vec<(i32, i32, i32, bool)>,
+    /// Every decoded batch, for assertions.
+    history: Vec<Vec<(i32, i32, i32, bool)>>,
+    truncations: Vec<(i32, i32)>,
+    /// Fail the next decode whose batch is larger than this.
+    fail_above: Option<usize>,
+}
+
+impl Runtime for Fake {
+    type Sampler = ();
+    fn new_sampler(&self, _: &SamplingParams) {}
+    fn clear_batch(&mut self) {
+        self.batch.clear();
+    }
+    fn add_to_batch(&mut self, token: i32, pos: i32, seq: i32, logits: bool) {
+        self.batch.push((token, pos, seq, logits));
+    }
+    fn decode(&mut self) -> Result<(), String> {
+        if let Some(limit) = self.fail_above {
+            if self.batch.len() > limit {
+                self.fail_above = None;
+                return Err("no KV slot".into());
+            }
+        }
+        self.history.push(self.batch.clone());
+        Ok(())
+    }
+    fn sample(&mut self, _: &mut (), idx: i32) -> i32 {
+        let (token, _, _, logits) = self.batch[idx as usize];
+        assert!(logits, "sampled a row without logits");
+        token + 1
+    }
+    fn truncate_seq(&mut self, seq: i32, from: i32) {
+        self.truncations.push((seq, from));
+    }
+    fn is_eog(&self, token: i32) -> bool {
+        token == EOG
+    }
+    fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("{token} ").as_bytes());
+    }
+}
+
+fn scheduler(n_slots: usize, max_batch_tokens: usize) -> Scheduler<Fake> {
+    Scheduler::new(
+        Fake::default(),
+        SchedulerConfig {
+            n_slots,
+            n_ctx_per_seq: 64,
+            max_batch_tokens,
+        },
+    )
+}
+
+fn job(tokens: Vec<i32>, max_tokens: u32, stop: &[&str]) -> (Job, UnboundedReceiver<Event>) {
+    let (tx, rx) = unbounded_channel();
+    let job = Job {
+        tokens,
+        sampling: SamplingParams::default(),
+        max_tokens,
+        stop: stop.iter().map(|s| s.to_string()).collect(),
+        events: tx,
+    };
+    (job, rx)
+}
+
+fn run_until_idle(s: &mut Scheduler<Fake>) {
+    for _ in 0..1000 {
+        if s.is_idle() {
+            return;
+        }
+        s.step();
+    }
+    panic!("scheduler did not go idle");
+}
+
+fn collect(rx: &mut UnboundedReceiver<Event>) -> (String, Option<Event>) {
+    let mut text = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        match ev {
+            Event::Text(t) => text.push_str(&t),
+            other => return (text, Some(other)),
+        }
+    }
+    (text, None)
+}
+
+#[test]
+fn generates_until_max_tokens() {
+    let mut s = scheduler(2, 16);
+    let (j, mut rx) = job(vec![1, 2, 3], 4, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    assert_eq!(text, "4 5 6 7 ");
+    assert_eq!(
+        done,
+        Some(Event::Done {
+            finish_reason: FinishReason::Length,
+            usage: TokenUsage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                cached_tokens: 0
+            }
+        })
+    );
+    // The prompt went in one batch with logits only on its last token.
+    assert_eq!(
+        s.runtime().history[0],
+        vec![(1, 0, 0, false), (2, 1, 0, false), (3, 2, 0, true)]
+    );
+    // The slot's KV was released.
+    assert_eq!(s.runtime().truncations.last(), Some(&(0, 0)));
+}
+
+#[test]
+fn end_of_generation_token_stops() {
+    let mut s = scheduler(1, 16);
+    let (j, mut rx) = job(vec![96], 100, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    assert_eq!(text, "97 98 ");
+    assert!(matches!(
+        done,
+        Some(Event::Done {
+            finish_reason: FinishReason::Stop,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn stop_string_across_tokens_is_removed() {
+    let mut s = scheduler(1, 16);
+    let (j, mut rx) = job(vec![10], 50, &["2 13"]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    assert_eq!(text, "11 1");
+    assert!(matches!(
+        done,
+        Some(Event::Done {
+            finish_reason: FinishReason::Stop,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn new_request_joins_a_running_batch() {
+    let mut s = scheduler(2, 16);
+    let (a, mut rx_a) = job(vec![1], 10, &[]);
+    s.enqueue(a);
+    s.step();
+    s.step();
+    let (b, mut rx_b) = job(vec![50, 51], 2, &[]);
+    s.enqueue(b);
+    s.step();
+    // The third step decodes A's next token and B's whole prompt together.
+    let third = &s.runtime().history[2];
+    assert_eq!(third[0].2, 0);
+    assert_eq!(&third[1..], &[(50, 0, 1, false), (51, 1, 1, true)]);
+    run_until_idle(&mut s);
+    assert_eq!(collect(&mut rx_a).0, "2 3 4 5 6 7 8 9 10 11 ");
+    assert_eq!(collect(&mut rx_b).0, "52 53 ");
+}
+
+#[test]
+fn long_prompt_is_prefilled_in_chunks_while_others_decode() {
+    let mut s = scheduler(2, 4);
+    let (a, mut rx_a) = job(vec![1], 20, &[]);
+    s.enqueue(a);
+    s.step();
+    let (b, mut rx_b) = job((20..30).collect(), 1, &[]);
+    s.enqueue(b);
+    s.step();
+    s.step();
+    s.step();
+    let h = &s.runtime().history;
+    // Every step after admission carries A's decode token plus at most 3 prompt tokens of B.
+    for batch in &h[1..4] {
+        assert_eq!(batch[0].2, 0, "A decodes every step");
+        assert!(batch.len() <= 4);
+    }
+    let b_positions: Vec<i32> = h[1..4]
+        .iter()
+        .flat_map(|b| b.iter().filter(|t| t.2 == 1).map(|t| t.1))
+        .collect();
+    assert_eq!(b_positions, (0..9).collect::<Vec<_>>());
+    run_until_idle(&mut s);
+    assert_eq!(collect(&mut rx_b).0, "30 ");
+    assert_eq!(collect(&mut rx_a).1.is_some(), true);
+}
+
+#[test]
+fn queued_requests_wait_for_a_slot_and_complete() {
+    let mut s = scheduler(2, 16);
+    let mut rxs = Vec::new();
+    for i in 0..5 {
+        let (j, rx) = job(vec![i * 10], 3, &[]);
+        s.enqueue(j);
+        rxs.push(rx);
+    }
+    s.step();
+    assert_eq!(s.runtime().history[0].len(), 2, "only two slots");
+    run_until_idle(&mut s);
+    for (i, rx) in rxs.iter_mut().enumerate() {
+        let base = i as i32 * 10;
+        let expected = format!("{} {} {} ", base + 1, base + 2, base + 3);
+        assert_eq!(collect(rx).0, expected);
+    }
+}
+
+#[test]
+fn dropped_receiver_frees_the_slot_by_the_next_step() {
+    let mut s = scheduler(1, 16);
+    let (a, rx_a) = job(vec![1], 50, &[]);
+    s.enqueue(a);
+    s.step();
+    s.step();
+    drop(rx_a);
+    let (b, mut rx_b) = job(vec![60], 2, &[]);
+    s.enqueue(b);
+    s.step();
+    // A is gone and its KV removed; B got the slot in the same step.
+    assert!(s.runtime().truncations.contains(&(0, 0)));
+    assert_eq!(s.runtime().history.last().unwrap(), &vec![(60, 0, 0, true)]);
+    run_until_idle(&mut s);
+    assert_eq!(collect(&mut rx_b).0, "61 62 ");
+}
+
+#[test]
+fn failed_decode_fails_only_the_newest_request() {
+    let mut s = scheduler(2, 16);
+    let (a, mut rx_a) = job(vec![1], 5, &[]);
+    s.enqueue(a);
+    s.step();
+    let (b, mut rx_b) = job(vec![40, 41, 42], 5, &[]);
+    s.enqueue(b);
+    s.runtime_mut().fail_above = Some(2);
+    run_until_idle(&mut s);
+    let (_, b_end) = collect(&mut rx_b);
+    assert!(matches!(b_end, Some(Event::Error(EngineError::Decode(_)))));
+    let (a_text, a_end) = collect(&mut rx_a);
+    assert_eq!(a_text, "2 3 4 5 6 ");
+    assert!(matches!(a_end, Some(Event::Done { .. })));
+    // B's partial writes were rolled back from its start position.
+    assert!(s.runtime().truncations.contains(&(1, 0)));
+}
+
+#[test]
+fn context_limit_ends_with_length() {
+    let mut s = Scheduler::new(
+        Fake::default(),
+        SchedulerConfig {
+            n_slots: 1,
+            n_ctx_per_seq: 6,
+            max_batch_tokens: 16,
+        },
+    );
+    let (j, mut rx) = job(vec![1, 2, 3, 4], 100, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    // Positions 4 and 5 are free: the token sampled after position 5 ends the sequence.
+    assert_eq!(text, "5 6 7 ");
+    assert!(matches!(
+        done,
+        Some(Event::Done {
+            finish_reason: FinishReason::Length,
+            ..
+        })
+    ));
+}

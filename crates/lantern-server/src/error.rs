@@ -1,0 +1,120 @@
+//! The server's one error type and the single place where errors become HTTP statuses and
+//! OpenAI error envelopes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lantern_api::ErrorResponse;
+use lantern_engine::EngineError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON, has wrong types, or out-of-range values.
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+        code: Option<String>,
+    },
+    #[error("The model `{model}` does not exist or you do not have access to it. Available models: {}.", available.join(", "))]
+    ModelNotFound {
+        model: String,
+        available: Vec<String>,
+    },
+    #[error("Unknown request URL: {method} {path}. Please check the URL for typos; this server implements /v1/chat/completions, /v1/completions and /v1/models.")]
+    RouteNotFound { method: String, path: String },
+    #[error("Method {method} is not allowed for {path}.")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("The request body is larger than the {limit}-byte limit (--max-body-bytes).")]
+    PayloadTooLarge { limit: usize },
+    #[error("The model `{0}` is still loading; retry shortly.")]
+    ModelLoading(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<String>) -> Self {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param,
+            code: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ModelLoading(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Engine(e) => match e {
+                EngineError::InvalidRequest { .. } | EngineError::ContextLengthExceeded { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                EngineError::WorkerGone => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI envelope for this error.
+    pub fn envelope(&self) -> ErrorResponse {
+        let (kind, param, code): (&str, Option<String>, Option<String>) = match self {
+            ApiError::InvalidRequest { param, code, .. } => {
+                ("invalid_request_error", param.clone(), code.clone())
+            }
+            ApiError::ModelNotFound { .. } => (
+                "invalid_request_error",
+                Some("model".into()),
+                Some("model_not_found".into()),
+            ),
+            ApiError::RouteNotFound { .. } => {
+                ("invalid_request_error", None, Some("unknown_url".into()))
+            }
+            ApiError::MethodNotAllowed { .. } => {
+                ("invalid_request_error", None, Some("method_not_allowed".into()))
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                ("invalid_request_error", None, Some("request_too_large".into()))
+            }
+            ApiError::ModelLoading(_) => ("server_error", None, Some("model_loading".into())),
+            ApiError::Engine(e) => match e {
+                EngineError::InvalidRequest { param, .. } => {
+                    ("invalid_request_error", param.clone(), None)
+                }
+                EngineError::ContextLengthExceeded { param, .. } => (
+                    "invalid_request_error",
+                    Some((*param).into()),
+                    Some("context_length_exceeded".into()),
+                ),
+                EngineError::WorkerGone => ("server_error", None, Some("engine_unavailable".into())),
+                _ => ("server_error", None, None),
+            },
+            ApiError::Internal(_) => ("server_error", None, None),
+        };
+        ErrorResponse::new(self.to_string(), kind, param, code)
+    }
+}
+
+impl From<lantern_api::InvalidParam> for ApiError {
+    fn from(e: lantern_api::InvalidParam) -> Self {
+        ApiError::invalid(e.message, Some(e.param))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        (status, Json(self.envelope())).into_response()
+    }
+}

@@ -1,0 +1,16 @@
+//! The Lantern HTTP server: axum routes for the OpenAI API, error mapping, SSE streaming,
+//! configuration and start-up. Inference happens behind [`lantern_engine::Backend`].
+
+pub mod app;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod openapi;
+mod routes;
+mod sse;
+pub mod state;
+
+pub use app::router;
+pub use config::ServeConfig;
+pub use error::ApiError;
+pub use state::{AppState, ModelEntry};

@@ -1,0 +1,44 @@
+//! The OpenAPI document, generated from the handlers and wire types. `openapi.yaml` at the
+//! repository root is this document, written by `lantern openapi` (`make openapi`).
+
+use utoipa::OpenApi;
+
+use crate::routes::{chat, completions, health, models};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lantern",
+        description = "OpenAI-compatible inference server for GGUF models (llama.cpp).",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        chat::chat_completions,
+        completions::completions,
+        models::list,
+        models::retrieve,
+        health::health,
+    ),
+    components(schemas(
+        lantern_api::chat::ChatCompletionChunk,
+        lantern_api::ErrorResponse,
+    )),
+    tags(
+        (name = "chat", description = "Chat completions"),
+        (name = "completions", description = "Legacy text completions"),
+        (name = "models", description = "Served models"),
+        (name = "health", description = "Readiness"),
+    )
+)]
+struct ApiDoc;
+
+pub fn spec() -> utoipa::openapi::OpenApi {
+    let mut spec = ApiDoc::openapi();
+    // Keep the generated file stable across releases of the workspace.
+    spec.info.version = env!("CARGO_PKG_VERSION").to_string();
+    spec
+}
+
+pub fn yaml() -> String {
+    spec().to_yaml().expect("the OpenAPI document serializes to YAML")
+}
