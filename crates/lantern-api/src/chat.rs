@@ -39,6 +39,9 @@ pub struct ChatCompletionRequest {
     pub frequency_penalty: Option<f64>,
     #[serde(default)]
     pub seed: Option<i64>,
+    /// Extension (llama.cpp, vLLM): keep generating past the end-of-generation token.
+    #[serde(default)]
+    pub ignore_eos: Option<bool>,
     #[serde(default)]
     pub logprobs: Option<bool>,
     #[serde(default)]

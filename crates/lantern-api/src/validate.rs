@@ -45,7 +45,9 @@ impl SamplingFields<'_> {
             if k < 0 {
                 return Err(InvalidParam::new(
                     "top_k",
-                    format!("{k} is not a valid value for 'top_k': it must be 0 (disabled) or more."),
+                    format!(
+                        "{k} is not a valid value for 'top_k': it must be 0 (disabled) or more."
+                    ),
                 ));
             }
         }
@@ -67,7 +69,9 @@ impl SamplingFields<'_> {
             Some(n) if n > 1 => {
                 return Err(InvalidParam::new(
                     "n",
-                    format!("n={n} is not supported: this server generates one choice per request (n=1)."),
+                    format!(
+                    "n={n} is not supported: this server generates one choice per request (n=1)."
+                ),
                 ))
             }
             _ => {}
@@ -228,7 +232,12 @@ mod tests {
 
     #[test]
     fn completion_prompt_forms() {
-        for prompt in [json!("hi"), json!(["hi"]), json!([1, 2, 3]), json!([[1, 2]])] {
+        for prompt in [
+            json!("hi"),
+            json!(["hi"]),
+            json!([1, 2, 3]),
+            json!([[1, 2]]),
+        ] {
             let req: CompletionRequest =
                 serde_json::from_value(json!({"model": "m", "prompt": prompt})).unwrap();
             assert_eq!(req.validate(), Ok(()), "{prompt}");

@@ -69,7 +69,9 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned("chat", source.to_string())
-            .map_err(|e| EngineError::Template(format!("the model's chat template does not compile: {e}")))?;
+            .map_err(|e| {
+                EngineError::Template(format!("the model's chat template does not compile: {e}"))
+            })?;
         Ok(ChatTemplate {
             env,
             bos_token,
@@ -155,7 +157,8 @@ mod tests {
 
     #[test]
     fn strftime_now_is_available() {
-        let t = ChatTemplate::new("{{ strftime_now('%Y') }}", String::new(), String::new()).unwrap();
+        let t =
+            ChatTemplate::new("{{ strftime_now('%Y') }}", String::new(), String::new()).unwrap();
         let year: i32 = t.render(&[]).unwrap().parse().unwrap();
         assert!(year >= 2024);
     }

@@ -40,12 +40,10 @@ impl Utf8Stream {
         self.pending.drain(..start);
     }
 
-    /// Whatever incomplete bytes remain at the end of generation, as U+FFFD.
-    pub fn finish(&mut self, out: &mut String) {
-        if !self.pending.is_empty() {
-            out.push_str(&String::from_utf8_lossy(&self.pending));
-            self.pending.clear();
-        }
+    /// Ends the stream. A character whose remaining bytes were never generated (the request
+    /// hit `max_tokens` mid-character) is dropped rather than sent broken.
+    pub fn finish(&mut self) {
+        self.pending.clear();
     }
 }
 
@@ -78,12 +76,12 @@ mod tests {
     }
 
     #[test]
-    fn dangling_bytes_flushed_at_finish() {
+    fn incomplete_character_dropped_at_finish() {
         let mut stream = Utf8Stream::default();
         let mut out = String::new();
         stream.push(&"漢".as_bytes()[..2], &mut out);
-        assert_eq!(out, "");
-        stream.finish(&mut out);
-        assert_eq!(out, "\u{fffd}");
+        stream.finish();
+        stream.push("a".as_bytes(), &mut out);
+        assert_eq!(out, "a");
     }
 }

@@ -58,6 +58,8 @@ pub struct GenerateRequest {
     pub max_tokens: Option<u32>,
     /// Stop strings; the matched text is never returned.
     pub stop: Vec<String>,
+    /// Do not stop at the model's end-of-generation token (benchmarks, tests).
+    pub ignore_eos: bool,
 }
 
 /// Why generation stopped.

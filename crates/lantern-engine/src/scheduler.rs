@@ -32,6 +32,7 @@ pub(crate) struct Job {
     pub sampling: SamplingParams,
     pub max_tokens: u32,
     pub stop: Vec<String>,
+    pub ignore_eos: bool,
     pub events: UnboundedSender<Event>,
 }
 
@@ -53,6 +54,7 @@ struct Active<S> {
     n_past: i32,
     generated: u32,
     max_tokens: u32,
+    ignore_eos: bool,
     sampler: S,
     /// Last sampled token, decoded in the next step.
     next_token: i32,
@@ -136,9 +138,11 @@ impl<R: Runtime> Scheduler<R> {
     fn reap_cancelled(&mut self) {
         self.waiting.retain(|job| !job.events.is_closed());
         for seq in 0..self.slots.len() {
-            if self.slots[seq].as_ref().is_some_and(|a| a.events.is_closed()) {
-                tracing::debug!(seq, "client went away; freeing its slot");
-                self.release(seq);
+            if self.slots[seq]
+                .as_ref()
+                .is_some_and(|a| a.events.is_closed())
+            {
+                self.cancel(seq);
             }
         }
     }
@@ -159,6 +163,7 @@ impl<R: Runtime> Scheduler<R> {
                 n_past: 0,
                 generated: 0,
                 max_tokens: job.max_tokens,
+                ignore_eos: job.ignore_eos,
                 sampler,
                 next_token: 0,
                 logits_at: None,
@@ -183,7 +188,8 @@ impl<R: Runtime> Scheduler<R> {
             a.chunk = 0;
             a.in_batch = false;
             if !a.is_prefilling() {
-                self.rt.add_to_batch(a.next_token, a.n_past, seq as i32, true);
+                self.rt
+                    .add_to_batch(a.next_token, a.n_past, seq as i32, true);
                 a.logits_at = Some(n as i32);
                 a.in_batch = true;
                 n += 1;
@@ -193,7 +199,11 @@ impl<R: Runtime> Scheduler<R> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(seq, s)| s.as_ref().filter(|a| a.is_prefilling()).map(|a| (a.admitted, seq)))
+            .filter_map(|(seq, s)| {
+                s.as_ref()
+                    .filter(|a| a.is_prefilling())
+                    .map(|a| (a.admitted, seq))
+            })
             .collect();
         prefilling.sort_unstable();
         for (_, seq) in prefilling {
@@ -201,7 +211,9 @@ impl<R: Runtime> Scheduler<R> {
             if budget == 0 {
                 break;
             }
-            let a = self.slots[seq].as_mut().expect("prefilling slot is occupied");
+            let a = self.slots[seq]
+                .as_mut()
+                .expect("prefilling slot is occupied");
             let take = budget.min(a.prompt.len() - a.prefilled);
             for i in 0..take {
                 let idx = a.prefilled + i;
@@ -259,7 +271,7 @@ impl<R: Runtime> Scheduler<R> {
             let Some(idx) = a.logits_at else { continue };
             let token = self.rt.sample(&mut a.sampler, idx);
             a.generated += 1;
-            if self.rt.is_eog(token) {
+            if !a.ignore_eos && self.rt.is_eog(token) {
                 self.finish(seq, FinishReason::Stop, true);
                 continue;
             }
@@ -270,7 +282,7 @@ impl<R: Runtime> Scheduler<R> {
             let mut out = String::new();
             let stopped = a.stop.push(&self.text, &mut out);
             if !out.is_empty() && a.events.send(Event::Text(out)).is_err() {
-                self.release(seq);
+                self.cancel(seq);
                 continue;
             }
             if stopped {
@@ -283,20 +295,16 @@ impl<R: Runtime> Scheduler<R> {
         }
     }
 
-    /// Sends the held-back text (when `flush`) and the final event, then frees the slot.
+    /// Sends the text held back for a possible stop string (when `flush`: no stop string
+    /// matched) and the final event, then frees the slot.
     fn finish(&mut self, seq: usize, reason: FinishReason, flush: bool) {
         let Some(a) = self.slots[seq].as_mut() else {
             return;
         };
+        a.utf8.finish();
         if flush {
-            let mut rest = String::new();
-            a.utf8.finish(&mut rest);
             let mut out = String::new();
-            // A stop string can still complete inside the flushed bytes.
-            let stopped = a.stop.push(&rest, &mut out);
-            if !stopped {
-                a.stop.finish(&mut out);
-            }
+            a.stop.finish(&mut out);
             if !out.is_empty() {
                 let _ = a.events.send(Event::Text(out));
             }
@@ -310,6 +318,18 @@ impl<R: Runtime> Scheduler<R> {
             finish_reason: reason,
             usage,
         });
+        self.release(seq);
+    }
+
+    /// The receiver was dropped (client disconnected): free the slot and its KV now.
+    fn cancel(&mut self, seq: usize) {
+        if let Some(a) = &self.slots[seq] {
+            tracing::info!(
+                seq,
+                generated = a.generated,
+                "client went away; request cancelled, slot freed"
+            );
+        }
         self.release(seq);
     }
 

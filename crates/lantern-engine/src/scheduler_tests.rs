@@ -70,6 +70,7 @@ fn job(tokens: Vec<i32>, max_tokens: u32, stop: &[&str]) -> (Job, UnboundedRecei
         sampling: SamplingParams::default(),
         max_tokens,
         stop: stop.iter().map(|s| s.to_string()).collect(),
+        ignore_eos: false,
         events: tx,
     };
     (job, rx)
@@ -142,6 +143,24 @@ fn end_of_generation_token_stops() {
 }
 
 #[test]
+fn ignore_eos_generates_past_the_end_token() {
+    let mut s = scheduler(1, 16);
+    let (mut j, mut rx) = job(vec![97], 4, &[]);
+    j.ignore_eos = true;
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    assert_eq!(text, "98 99 100 101 ");
+    assert!(matches!(
+        done,
+        Some(Event::Done {
+            finish_reason: FinishReason::Length,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn stop_string_across_tokens_is_removed() {
     let mut s = scheduler(1, 16);
     let (j, mut rx) = job(vec![10], 50, &["2 13"]);
@@ -201,7 +220,13 @@ fn long_prompt_is_prefilled_in_chunks_while_others_decode() {
     assert_eq!(b_positions, (0..9).collect::<Vec<_>>());
     run_until_idle(&mut s);
     assert_eq!(collect(&mut rx_b).0, "30 ");
-    assert_eq!(collect(&mut rx_a).1.is_some(), true);
+    assert!(matches!(
+        collect(&mut rx_a).1,
+        Some(Event::Done {
+            finish_reason: FinishReason::Length,
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -138,7 +138,10 @@ impl ServeConfig {
             .model_id
             .or(file.model_id)
             .unwrap_or_else(|| model_id_from_path(&model));
-        let host = args.host.or(file.host).unwrap_or_else(|| "127.0.0.1".into());
+        let host = args
+            .host
+            .or(file.host)
+            .unwrap_or_else(|| "127.0.0.1".into());
         let port = args.port.or(file.port).unwrap_or(8080);
         let addr = format!("{host}:{port}");
         let addr = addr
@@ -147,7 +150,9 @@ impl ServeConfig {
             .map_err(|_| ConfigError::Address(addr))?;
         let threads = at_least(
             "threads",
-            args.threads.or(file.threads).unwrap_or_else(default_threads),
+            args.threads
+                .or(file.threads)
+                .unwrap_or_else(default_threads),
             1,
         )?;
         let parallel = at_least(
@@ -159,7 +164,9 @@ impl ServeConfig {
         let ctx_size = at_least("ctx_size", ctx_size, parallel * 16)?;
         let batch_size = at_least(
             "batch_size",
-            args.batch_size.or(file.batch_size).unwrap_or(DEFAULT_BATCH_SIZE),
+            args.batch_size
+                .or(file.batch_size)
+                .unwrap_or(DEFAULT_BATCH_SIZE),
             1,
         )?;
         let max_body_bytes = at_least(
@@ -204,7 +211,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lantern-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("l.toml");
-        std::fs::write(&path, "port = 9000\nparallel = 2\nmodel = \"x/My-Model.gguf\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "port = 9000\nparallel = 2\nmodel = \"x/My-Model.gguf\"\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path.clone()),
             parallel: Some(3),

@@ -47,7 +47,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelLoading(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,12 +78,16 @@ impl ApiError {
             ApiError::RouteNotFound { .. } => {
                 ("invalid_request_error", None, Some("unknown_url".into()))
             }
-            ApiError::MethodNotAllowed { .. } => {
-                ("invalid_request_error", None, Some("method_not_allowed".into()))
-            }
-            ApiError::PayloadTooLarge { .. } => {
-                ("invalid_request_error", None, Some("request_too_large".into()))
-            }
+            ApiError::MethodNotAllowed { .. } => (
+                "invalid_request_error",
+                None,
+                Some("method_not_allowed".into()),
+            ),
+            ApiError::PayloadTooLarge { .. } => (
+                "invalid_request_error",
+                None,
+                Some("request_too_large".into()),
+            ),
             ApiError::ModelLoading(_) => ("server_error", None, Some("model_loading".into())),
             ApiError::Engine(e) => match e {
                 EngineError::InvalidRequest { param, .. } => {
@@ -92,7 +98,9 @@ impl ApiError {
                     Some((*param).into()),
                     Some("context_length_exceeded".into()),
                 ),
-                EngineError::WorkerGone => ("server_error", None, Some("engine_unavailable".into())),
+                EngineError::WorkerGone => {
+                    ("server_error", None, Some("engine_unavailable".into()))
+                }
                 _ => ("server_error", None, None),
             },
             ApiError::Internal(_) => ("server_error", None, None),

@@ -22,7 +22,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     limit: state.max_body_bytes,
                 }
             } else {
-                ApiError::invalid(format!("Could not read the request body: {rejection}"), None)
+                ApiError::invalid(
+                    format!("Could not read the request body: {rejection}"),
+                    None,
+                )
             }
         })?;
         parse_json(&bytes).map(JsonBody)
@@ -89,7 +92,10 @@ mod tests {
             param_of(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#),
             Some("messages[0].role".into())
         );
-        assert_eq!(param_of(r#"{"model":"m","messages":[{"role":"user"}]}"#), Some("messages[0].content".into()));
+        assert_eq!(
+            param_of(r#"{"model":"m","messages":[{"role":"user"}]}"#),
+            Some("messages[0].content".into())
+        );
         assert_eq!(param_of("{not json"), None);
         assert_eq!(param_of(""), None);
     }

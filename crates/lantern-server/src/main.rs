@@ -1,5 +1,6 @@
 //! The `lantern` binary.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,7 +11,11 @@ use lantern_server::{router, AppState, ModelEntry};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "lantern", version, about = "OpenAI-compatible inference server for GGUF models")]
+#[command(
+    name = "lantern",
+    version,
+    about = "OpenAI-compatible inference server for GGUF models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,6 +62,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -75,7 +81,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
-    let state = AppState::new(vec![ModelEntry::new(&config.model_id)], config.max_body_bytes);
+    let state = AppState::new(
+        vec![ModelEntry::new(&config.model_id)],
+        config.max_body_bytes,
+    );
     tracing::info!(
         model = %config.engine.model_path.display(),
         id = %config.model_id,
@@ -89,7 +98,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tokio::task::spawn_blocking(move || match LlamaEngine::load(engine_config) {
         Ok(engine) => {
             loading.models[0].set_ready(Arc::new(engine));
-            tracing::info!("ready: POST /v1/chat/completions with model \"{}\"", loading.models[0].id);
+            tracing::info!(
+                "ready: POST /v1/chat/completions with model \"{}\"",
+                loading.models[0].id
+            );
         }
         Err(e) => {
             let _ = failed_tx.blocking_send(e.to_string());
@@ -109,7 +121,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

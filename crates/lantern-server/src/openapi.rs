@@ -40,5 +40,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 }
 
 pub fn yaml() -> String {
-    spec().to_yaml().expect("the OpenAPI document serializes to YAML")
+    spec()
+        .to_yaml()
+        .expect("the OpenAPI document serializes to YAML")
 }

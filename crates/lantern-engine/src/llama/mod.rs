@@ -194,7 +194,9 @@ impl Backend for LlamaEngine {
         let tokens =
             tokio::task::spawn_blocking(move || tokenize_prompt(&model, &template, request.prompt))
                 .await
-                .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;
+                .map_err(|e| {
+                    EngineError::Template(format!("prompt preparation panicked: {e}"))
+                })??;
         let limit = self.info.n_ctx_per_seq;
         // At least one position must remain for the first generated token.
         if tokens.len() as u32 >= limit {
@@ -210,11 +212,10 @@ impl Backend for LlamaEngine {
             sampling: request.sampling,
             max_tokens: request.max_tokens.unwrap_or(u32::MAX),
             stop: request.stop,
+            ignore_eos: request.ignore_eos,
             events: tx,
         };
-        self.jobs
-            .send(job)
-            .map_err(|_| EngineError::WorkerGone)?;
+        self.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(rx)
     }
 }

@@ -44,7 +44,10 @@ impl Runtime for LlamaRuntime<'_> {
 
     fn truncate_seq(&mut self, seq: i32, from: i32) {
         let from = u32::try_from(from).unwrap_or(0);
-        if let Err(e) = self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(from), None) {
+        if let Err(e) = self
+            .ctx
+            .clear_kv_cache_seq(Some(seq as u32), Some(from), None)
+        {
             tracing::warn!(seq, from, error = %e, "could not clear KV cells");
         }
     }

@@ -43,11 +43,16 @@ pub async fn chat_completions(
         sampling: sampling_params(&fields),
         max_tokens: max_tokens(&fields),
         stop: stop_strings(&fields),
+        ignore_eos: req.ignore_eos.unwrap_or(false),
     };
     let events = backend.schedule(request).await?;
     let meta = ResponseMeta::new("chatcmpl", &req.model);
     if req.is_stream() {
-        return Ok(sse_response(ChatFormat(meta), vec![events], req.include_usage()));
+        return Ok(sse_response(
+            ChatFormat(meta),
+            vec![events],
+            req.include_usage(),
+        ));
     }
     let done = collect(events).await?;
     Ok(Json(ChatCompletionResponse {

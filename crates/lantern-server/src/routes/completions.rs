@@ -61,6 +61,7 @@ pub async fn completions(
         sampling: sampling_params(&fields),
         max_tokens: max_tokens(&fields),
         stop: stop_strings(&fields),
+        ignore_eos: req.ignore_eos.unwrap_or(false),
     });
     // All prompts run concurrently; if one is rejected, the others' receivers are dropped,
     // which cancels them.

@@ -1,0 +1,58 @@
+# Lantern: `make serve` and `make test` are the two commands a new machine needs.
+SHELL := /bin/bash
+VENV := .venv
+LANTERN := target/release/lantern
+HOST ?= 127.0.0.1
+PORT ?= 8080
+# Extra flags for `lantern serve`, e.g. make serve ARGS="--parallel 8"
+ARGS ?=
+# Benchmark target: any OpenAI-compatible base URL (…/v1)
+URL ?= http://127.0.0.1:8080/v1
+BENCH_ARGS ?=
+
+.PHONY: all deps model build serve test unit e2e bench lint fmt openapi clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+model:
+	@bash scripts/fetch-model.sh models
+
+build: deps
+	cargo build --release --workspace
+
+serve: model build
+	$(LANTERN) serve --host $(HOST) --port $(PORT) $(ARGS)
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	touch $@
+
+unit: deps
+	cargo test --release --workspace
+
+e2e: model build $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/e2e -v
+
+test: unit e2e
+
+bench: build
+	target/release/lantern-bench --url $(URL) $(BENCH_ARGS)
+
+openapi: build
+	$(LANTERN) openapi > openapi.yaml
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

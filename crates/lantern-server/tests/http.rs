@@ -1,0 +1,364 @@
+//! The HTTP layer against a fake backend: framing, error envelopes, panics, loading state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use lantern_engine::{
+    Backend, EngineError, Event, EventStream, FinishReason, GenerateRequest, ModelInfo, Prompt,
+    TokenUsage,
+};
+use lantern_server::{router, AppState, ModelEntry};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// Replies with fixed events; `panic` makes `schedule` panic.
+struct Fake {
+    info: ModelInfo,
+    events: Vec<Event>,
+    panic: bool,
+}
+
+#[async_trait]
+impl Backend for Fake {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError> {
+        assert!(!self.panic, "fake backend panicked on purpose");
+        if let Prompt::Text(t) = &request.prompt {
+            if t == "too long" {
+                return Err(EngineError::ContextLengthExceeded {
+                    limit: 10,
+                    requested: 20,
+                    param: "prompt",
+                });
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for e in &self.events {
+            tx.send(e.clone()).unwrap();
+        }
+        Ok(rx)
+    }
+}
+
+fn done() -> Event {
+    Event::Done {
+        finish_reason: FinishReason::Stop,
+        usage: TokenUsage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            cached_tokens: 0,
+        },
+    }
+}
+
+fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
+    let entry = ModelEntry::new("fake");
+    if ready {
+        entry.set_ready(Arc::new(Fake {
+            info: ModelInfo {
+                path: PathBuf::from("fake.gguf"),
+                n_ctx_per_seq: 128,
+                parallel: 1,
+                n_ctx_train: 128,
+                created: 1_700_000_000,
+            },
+            events,
+            panic,
+        }));
+    }
+    router(AppState::new(vec![entry], 4096))
+}
+
+fn app() -> axum::Router {
+    app_with(
+        vec![Event::Text("Hel".into()), Event::Text("lo".into()), done()],
+        false,
+        true,
+    )
+}
+
+async fn send(
+    app: axum::Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    let status = res.status();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, ctype, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn chat_body(extra: Value) -> String {
+    let mut body = json!({"model": "fake", "messages": [{"role": "user", "content": "hi"}]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    body.to_string()
+}
+
+fn assert_envelope(status: StatusCode, ctype: &str, body: &str, want: StatusCode) -> Value {
+    assert_eq!(status, want, "{body}");
+    assert!(ctype.starts_with("application/json"), "{ctype}");
+    let v: Value = serde_json::from_str(body).unwrap();
+    let err = &v["error"];
+    assert!(err["message"].is_string());
+    assert!(err["type"].is_string());
+    assert!(err.get("param").is_some() && err.get("code").is_some());
+    err.clone()
+}
+
+#[tokio::test]
+async fn chat_non_stream_shape() {
+    let (status, _, body) =
+        send(app(), "POST", "/v1/chat/completions", &chat_body(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(
+        v["choices"][0],
+        json!({"index": 0, "message": {"role": "assistant", "content": "Hello", "refusal": null},
+               "logprobs": null, "finish_reason": "stop"})
+    );
+    assert_eq!(v["usage"]["total_tokens"], 5);
+}
+
+#[tokio::test]
+async fn chat_stream_framing() {
+    let (status, ctype, body) = send(
+        app(),
+        "POST",
+        "/v1/chat/completions",
+        &chat_body(json!({"stream": true, "stream_options": {"include_usage": true}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/event-stream"));
+    let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert!(events.iter().all(|e| e.starts_with("data: ")), "{body}");
+    assert_eq!(*events.last().unwrap(), "data: [DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(&e[6..]).unwrap())
+        .collect();
+    assert_eq!(chunks.len(), 5, "role, two deltas, finish, usage");
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    assert_eq!(chunks[1]["choices"][0]["delta"], json!({"content": "Hel"}));
+    assert_eq!(chunks[3]["choices"][0]["delta"], json!({}));
+    assert_eq!(chunks[3]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[4]["choices"], json!([]));
+    assert_eq!(chunks[4]["usage"]["completion_tokens"], 2);
+    let ids: std::collections::HashSet<_> = chunks.iter().map(|c| c["id"].clone()).collect();
+    assert_eq!(ids.len(), 1);
+    assert!(chunks[..4].iter().all(|c| c.get("usage").is_none()));
+}
+
+#[tokio::test]
+async fn error_after_stream_began_is_an_sse_error_event() {
+    let app = app_with(
+        vec![
+            Event::Text("x".into()),
+            Event::Error(EngineError::Decode("boom".into())),
+        ],
+        false,
+        true,
+    );
+    let (status, _, body) = send(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        &chat_body(json!({"stream": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let last = body.split("\n\n").filter(|e| !e.is_empty()).last().unwrap();
+    let v: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(v["error"]["type"], "server_error");
+    assert!(!body.contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn stream_cut_short_without_done_is_an_error() {
+    let app = app_with(vec![Event::Text("x".into())], false, true);
+    let (_, _, body) = send(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        &chat_body(json!({"stream": true})),
+    )
+    .await;
+    assert!(body.contains("\"error\""), "{body}");
+    let (status, ctype, body) = send(
+        app_with(vec![Event::Text("x".into())], false, true),
+        "POST",
+        "/v1/chat/completions",
+        &chat_body(json!({})),
+    )
+    .await;
+    assert_envelope(status, &ctype, &body, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn panic_becomes_500_envelope() {
+    let app = app_with(vec![], true, true);
+    let (status, ctype, body) =
+        send(app, "POST", "/v1/chat/completions", &chat_body(json!({}))).await;
+    let err = assert_envelope(status, &ctype, &body, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(err["type"], "server_error");
+}
+
+#[tokio::test]
+async fn loading_model_is_503_and_health_says_so() {
+    let (status, ctype, body) = send(
+        app_with(vec![], false, false),
+        "POST",
+        "/v1/chat/completions",
+        &chat_body(json!({})),
+    )
+    .await;
+    assert_envelope(status, &ctype, &body, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, body) = send(app_with(vec![], false, false), "GET", "/health", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, r#"{"status":"loading"}"#);
+    let (status, _, body) = send(app(), "GET", "/health", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, r#"{"status":"ok"}"#);
+}
+
+#[tokio::test]
+async fn request_errors() {
+    let cases: Vec<(&str, &str, String, StatusCode)> = vec![
+        (
+            "POST",
+            "/v1/chat/completions",
+            "{oops".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            chat_body(json!({"model": "other"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            chat_body(json!({"top_p": 2})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            "x".repeat(5000),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "GET",
+            "/v1/chat/completions",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "PUT",
+            "/v1/models",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        ("GET", "/nope", String::new(), StatusCode::NOT_FOUND),
+        (
+            "GET",
+            "/v1/models/other",
+            String::new(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            json!({"model": "fake", "prompt": "too long"}).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (method, uri, body, want) in cases {
+        let (status, ctype, text) = send(app(), method, uri, &body).await;
+        let err = assert_envelope(status, &ctype, &text, want);
+        if uri == "/v1/completions" {
+            assert_eq!(err["code"], "context_length_exceeded");
+            assert_eq!(err["param"], "prompt");
+        }
+    }
+}
+
+#[tokio::test]
+async fn models_endpoints() {
+    let (status, _, body) = send(app(), "GET", "/v1/models", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v,
+        json!({"object": "list", "data": [{"id": "fake", "object": "model", "created": 1_700_000_000u64, "owned_by": "lantern"}]})
+    );
+    let (status, _, body) = send(app(), "GET", "/v1/models/fake", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["id"], "fake");
+}
+
+#[tokio::test]
+async fn completions_several_prompts_stream() {
+    let (status, _, body) = send(
+        app(),
+        "POST",
+        "/v1/completions",
+        &json!({"model": "fake", "prompt": ["a", "b"], "stream": true}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let chunks: Vec<Value> = body
+        .split("\n\n")
+        .filter(|e| e.starts_with("data: {"))
+        .map(|e| serde_json::from_str(&e[6..]).unwrap())
+        .collect();
+    for index in [0, 1] {
+        let text: String = chunks
+            .iter()
+            .filter(|c| c["choices"][0]["index"] == index)
+            .map(|c| c["choices"][0]["text"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(text, "Hello");
+        let finishes = chunks
+            .iter()
+            .filter(|c| {
+                c["choices"][0]["index"] == index && c["choices"][0]["finish_reason"] == "stop"
+            })
+            .count();
+        assert_eq!(finishes, 1);
+    }
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}

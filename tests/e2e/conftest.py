@@ -1,0 +1,88 @@
+"""Starts real `lantern` processes on the default model and hands tests an OpenAI client."""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = ROOT / "target" / "release" / "lantern"
+MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_ID = "smollm2-135m-instruct.q4_1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args: str, tmp: Path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / f"lantern-{self.port}.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(BINARY), "serve", "--port", str(self.port), "--threads", "2", *args],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": "info,lantern_engine=debug,llama-cpp-2=warn"},
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lantern exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(self.base + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"lantern not ready after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def client(self, **kw) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base + "/v1", api_key="unused", max_retries=0, **kw)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    assert BINARY.exists(), "build first: make build"
+    assert MODEL.exists(), "fetch the model first: make model"
+    s = Server(tmp=tmp_path_factory.mktemp("lantern"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server) -> openai.OpenAI:
+    return server.client()
+
+
+@pytest.fixture
+def single_slot_server(tmp_path):
+    """A server with one slot, where a leaked slot would block the next request."""
+    s = Server("--parallel", "1", "--ctx-size", "4096", tmp=tmp_path)
+    yield s
+    s.stop()
