@@ -198,6 +198,8 @@ pub struct ChatCompletionResponse {
     pub object: String,
     pub created: u64,
     pub model: String,
+    /// Omitted: Lantern has no backend fingerprint (the schema allows absence, not null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     pub choices: Vec<ChatChoice>,
     pub usage: Usage,
@@ -239,6 +241,8 @@ pub struct ChatCompletionChunk {
     pub object: String,
     pub created: u64,
     pub model: String,
+    /// Omitted: Lantern has no backend fingerprint (the schema allows absence, not null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     pub choices: Vec<ChunkChoice>,
     /// Present only on the last chunk, when `stream_options.include_usage` is set.

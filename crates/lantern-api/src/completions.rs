@@ -120,6 +120,8 @@ pub struct CompletionResponse {
     pub object: String,
     pub created: u64,
     pub model: String,
+    /// Omitted: Lantern has no backend fingerprint (the schema allows absence, not null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     pub choices: Vec<CompletionChoice>,
     /// Always present on a non-streaming response; on a stream only the last chunk, with

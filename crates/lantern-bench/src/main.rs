@@ -128,7 +128,8 @@ async fn one_request(client: &reqwest::Client, args: &Args, model: &str) -> Resu
 }
 
 fn histogram(values: impl Iterator<Item = Duration>) -> Histogram<u64> {
-    let mut h = Histogram::<u64>::new(3).expect("valid histogram precision");
+    // Microseconds, up to an hour, 3 significant digits.
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
     for v in values {
         h.saturating_record(v.as_micros() as u64);
     }
@@ -146,7 +147,13 @@ async fn main() {
         url: args.url.trim_end_matches('/').to_string(),
         ..args
     };
-    let client = reqwest::Client::new();
+    // A fresh connection per request: a pooled keep-alive connection that the server has
+    // just closed fails the next request ("error sending request"), which is the client's
+    // race, not the server's failure. Connecting over loopback costs well under a millisecond.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("HTTP client");
     let model = match &args.model {
         Some(m) => m.clone(),
         None => match resolve_model(&client, &args.url).await {

@@ -1,8 +1,11 @@
 //! Continuous batching. Every step decodes one token for each generating sequence and, in the
 //! same batch, prompt chunks of newly admitted requests (chunked prefill), then samples.
-//! Requests are admitted between steps. The scheduler is generic over [`Runtime`] so it can be
-//! tested without llama.cpp.
+//! Requests are admitted between steps. A finished sequence's KV stays in its slot, and a new
+//! request goes to the idle slot holding the longest prefix of its prompt, so only the rest is
+//! prefilled (a multi-turn chat prefills only the new turn). The scheduler is generic over
+//! [`Runtime`] so it can be tested without llama.cpp.
 
+use std::cmp::Reverse;
 use std::collections::VecDeque;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -56,6 +59,8 @@ struct Active<S> {
     max_tokens: u32,
     ignore_eos: bool,
     sampler: S,
+    /// Prompt tokens whose KV was reused from the slot's previous request.
+    cached: usize,
     /// Last sampled token, decoded in the next step.
     next_token: i32,
     /// Index of this slot's logits in the current batch.
@@ -79,6 +84,10 @@ pub(crate) struct Scheduler<R: Runtime> {
     rt: R,
     cfg: SchedulerConfig,
     slots: Vec<Option<Active<R::Sampler>>>,
+    /// Tokens whose KV each slot holds, at positions 0.., kept after its request ends.
+    kv: Vec<Vec<i32>>,
+    /// When each slot last finished a request, to reuse the least recently used one.
+    last_used: Vec<u64>,
     waiting: VecDeque<Job>,
     admissions: u64,
     // Scratch buffers reused every token, so the decode loop does not allocate for them.
@@ -92,6 +101,8 @@ impl<R: Runtime> Scheduler<R> {
             rt,
             cfg,
             slots: (0..cfg.n_slots).map(|_| None).collect(),
+            kv: vec![Vec::new(); cfg.n_slots],
+            last_used: vec![0; cfg.n_slots],
             waiting: VecDeque::new(),
             admissions: 0,
             piece: Vec::with_capacity(64),
@@ -147,20 +158,39 @@ impl<R: Runtime> Scheduler<R> {
         }
     }
 
+    /// The idle slot whose KV shares the longest prefix with `prompt` (least recently used
+    /// among equals), and the length of that prefix.
+    fn pick_slot(&self, prompt: &[i32]) -> Option<(usize, usize)> {
+        (0..self.slots.len())
+            .filter(|&seq| self.slots[seq].is_none())
+            .map(|seq| {
+                let common = self.kv[seq]
+                    .iter()
+                    .zip(prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (seq, common)
+            })
+            .max_by_key(|&(seq, common)| (common, Reverse(self.last_used[seq]), Reverse(seq)))
+    }
+
     fn admit(&mut self) {
-        for seq in 0..self.slots.len() {
-            if self.slots[seq].is_some() {
-                continue;
-            }
-            let Some(job) = self.waiting.pop_front() else {
+        while !self.waiting.is_empty() {
+            let Some((seq, common)) = self.pick_slot(&self.waiting[0].tokens) else {
                 return;
             };
+            let job = self.waiting.pop_front().expect("checked non-empty");
+            // The last prompt token is always decoded again: its logits start generation.
+            let reuse = common.min(job.tokens.len() - 1);
+            self.rt.truncate_seq(seq as i32, reuse as i32);
+            self.kv[seq].truncate(reuse);
             self.admissions += 1;
             let sampler = self.rt.new_sampler(&job.sampling);
             self.slots[seq] = Some(Active {
                 prompt: job.tokens,
-                prefilled: 0,
-                n_past: 0,
+                prefilled: reuse,
+                n_past: reuse as i32,
+                cached: reuse,
                 generated: 0,
                 max_tokens: job.max_tokens,
                 ignore_eos: job.ignore_eos,
@@ -248,16 +278,25 @@ impl<R: Runtime> Scheduler<R> {
             if let Some(a) = &self.slots[seq] {
                 let _ = a.events.send(Event::Error(EngineError::Decode(reason)));
             }
+            // Free its cells too: the cache may be full.
             self.release(seq);
+            self.rt.truncate_seq(seq as i32, 0);
+            self.kv[seq].clear();
         }
     }
 
     fn commit_batch(&mut self) {
-        for a in self.slots.iter_mut().flatten().filter(|a| a.in_batch) {
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(a) = slot.as_mut().filter(|a| a.in_batch) else {
+                continue;
+            };
             if a.chunk > 0 {
-                a.prefilled += a.chunk;
+                let end = a.prefilled + a.chunk;
+                self.kv[seq].extend_from_slice(&a.prompt[a.prefilled..end]);
+                a.prefilled = end;
                 a.n_past += a.chunk as i32;
             } else {
+                self.kv[seq].push(a.next_token);
                 a.n_past += 1;
             }
         }
@@ -312,7 +351,7 @@ impl<R: Runtime> Scheduler<R> {
         let usage = TokenUsage {
             prompt_tokens: a.prompt.len() as u32,
             completion_tokens: a.generated,
-            cached_tokens: 0,
+            cached_tokens: a.cached as u32,
         };
         let _ = a.events.send(Event::Done {
             finish_reason: reason,
@@ -333,9 +372,11 @@ impl<R: Runtime> Scheduler<R> {
         self.release(seq);
     }
 
+    /// Frees the slot. Its KV stays for prefix reuse; `kv[seq]` already lists exactly the
+    /// decoded tokens.
     fn release(&mut self, seq: usize) {
         self.slots[seq] = None;
-        self.rt.truncate_seq(seq as i32, 0);
+        self.last_used[seq] = self.admissions;
     }
 }
 

@@ -121,8 +121,51 @@ fn generates_until_max_tokens() {
         s.runtime().history[0],
         vec![(1, 0, 0, false), (2, 1, 0, false), (3, 2, 0, true)]
     );
-    // The slot's KV was released.
-    assert_eq!(s.runtime().truncations.last(), Some(&(0, 0)));
+}
+
+#[test]
+fn a_shared_prefix_is_reused_and_reported() {
+    let mut s = scheduler(2, 16);
+    let (j, mut rx) = job(vec![1, 2, 3], 2, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    // Slot 0 now holds [1, 2, 3, 4]: the prompt plus the first generated token (the second was
+    // sampled but never decoded).
+    collect(&mut rx);
+    let (j, mut rx) = job(vec![1, 2, 3, 4, 9], 1, &[]);
+    s.enqueue(j);
+    s.step();
+    assert_eq!(s.runtime().history.last().unwrap(), &vec![(9, 4, 0, true)]);
+    run_until_idle(&mut s);
+    match collect(&mut rx).1 {
+        Some(Event::Done { usage, .. }) => assert_eq!(usage.cached_tokens, 4),
+        other => panic!("{other:?}"),
+    }
+    // An identical prompt still decodes its last token to get fresh logits.
+    let (j, mut rx) = job(vec![1, 2, 3, 4, 9], 1, &[]);
+    s.enqueue(j);
+    s.step();
+    assert_eq!(s.runtime().history.last().unwrap(), &vec![(9, 4, 0, true)]);
+    run_until_idle(&mut s);
+    assert_eq!(collect(&mut rx).0, "10 ");
+}
+
+#[test]
+fn unrelated_prompt_takes_the_least_recently_used_slot_and_clears_it() {
+    let mut s = scheduler(2, 16);
+    for p in [vec![1, 2], vec![5, 6]] {
+        let (j, _rx) = job(p, 1, &[]);
+        s.enqueue(j);
+        run_until_idle(&mut s);
+    }
+    // Both slots hold an unrelated prefix; the one that finished first is reused and cleared.
+    let (j, _rx) = job(vec![40, 41], 1, &[]);
+    s.enqueue(j);
+    s.step();
+    let last = s.runtime().history.last().unwrap();
+    assert!(last.iter().all(|t| t.1 < 2 && t.0 >= 40));
+    let seq = last[0].2;
+    assert!(s.runtime().truncations.contains(&(seq, 0)));
 }
 
 #[test]

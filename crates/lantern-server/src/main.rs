@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use lantern_engine::{check_model_file, EngineError, LlamaEngine};
 use lantern_server::config::{ServeArgs, ServeConfig};
@@ -108,6 +109,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     });
 
+    // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it
+    // back until the client's (delayed) ACK of the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal());
     tokio::select! {
         result = server => result.map_err(|e| format!("server error: {e}")),

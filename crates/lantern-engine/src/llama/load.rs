@@ -68,7 +68,9 @@ pub(crate) fn load_model(path: &Path, gpu_layers: u32) -> Result<LlamaModel, Eng
         });
     LlamaModel::load_from_file(backend, path, &params).map_err(|e| EngineError::ModelLoad {
         path: path.to_path_buf(),
-        reason: format!("{e}: llama.cpp could not read it (corrupt, truncated, or an unsupported architecture; see the log above)"),
+        reason: format!(
+            "llama.cpp could not read it: corrupt, truncated, or an unsupported architecture (see the llama.cpp error above; {e})"
+        ),
     })
 }
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: lantern and llama.cpp's llama-server on the same model, threads,
+# slots and context, alternating runs in one script (this machine's noise is ±15%), reported
+# as ratios. Usage:
+#   scripts/bench-compare.sh [LLAMA_BIN_DIR]   # default: build it with the shared reference script
+# Env: ROUNDS (3), THREADS (2), SLOTS (8), CTX (16384), TOKENS (128), LANTERN (binary path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-2}
+SLOTS=${SLOTS:-8}
+CTX=${CTX:-16384}
+TOKENS=${TOKENS:-128}
+MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+LANTERN=${LANTERN:-target/release/lantern}
+BENCH=target/release/lantern-bench
+LLAMA_BIN=${1:-$(bash ../shared/tools/reference-llama-cpp.sh)}
+OUT=${OUT:-bench-results}
+mkdir -p "$OUT"
+results=$OUT/results.jsonl
+: > "$results"
+
+wait_ready() {
+  for _ in $(seq 1 300); do
+    curl -fs "$1/health" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "server at $1 did not become ready" >&2
+  return 1
+}
+
+"$LANTERN" serve --port 18080 --threads "$THREADS" --parallel "$SLOTS" --ctx-size "$CTX" \
+  >"$OUT/lantern.log" 2>&1 &
+LANTERN_PID=$!
+# --no-repack: the reference is built with GGML_NATIVE, which on this VM includes AMX kernels that
+# the hypervisor traps (SIGILL in tinygemm_kernel_amx); it disables the extra weight buffer types.
+"$LLAMA_BIN/llama-server" -m "$MODEL" --port 18081 -t "$THREADS" -tb "$THREADS" -np "$SLOTS" -c "$CTX" \
+  --no-repack >"$OUT/llama-server.log" 2>&1 &
+LLAMA_PID=$!
+trap 'kill $LANTERN_PID $LLAMA_PID 2>/dev/null || true' EXIT
+wait_ready http://127.0.0.1:18080
+wait_ready http://127.0.0.1:18081
+
+run() { # name url concurrency requests
+  local json
+  json=$("$BENCH" --url "$2/v1" -c "$3" -n "$4" --max-tokens "$TOKENS" --json 2>>"$OUT/bench.log")
+  echo "{\"server\":\"$1\",\"round\":$round,${json:1}" >> "$results"
+  echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $1 c=$3: {r['aggregate_tok_s']:.1f} tok/s aggregate, TTFT p50 {r['ttft_ms_p50']:.0f} ms\")"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  # Alternate which server goes first so drift in machine speed does not favour one.
+  if ((round % 2)); then order="lantern llama-server"; else order="llama-server lantern"; fi
+  for c in 1 "$SLOTS"; do
+    for s in $order; do
+      if [[ $s == lantern ]]; then url=http://127.0.0.1:18080; else url=http://127.0.0.1:18081; fi
+      run "$s" "$url" "$c" "$((c == 1 ? 4 : 2 * c))"
+    done
+  done
+done
+
+echo "llama-bench tg$TOKENS (single-stream ceiling):"
+"$LLAMA_BIN/llama-bench" -m "$MODEL" -t "$THREADS" -p 0 -n "$TOKENS" -r 3 -o json 2>/dev/null \
+  | python3 -c "import json,sys; r=json.load(sys.stdin)[0]; print(f\"  {r['avg_ts']:.1f} ± {r['stddev_ts']:.1f} tok/s\")" \
+  | tee "$OUT/llama-bench.txt"
+
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(server, c, key):
+    vals = [r[key] for r in rows if r["server"] == server and r["concurrency"] == c]
+    return statistics.median(vals)
+print()
+print("| streams | metric | lantern | llama-server | ratio |")
+print("|---|---|---|---|---|")
+for c in sorted({r["concurrency"] for r in rows}):
+    for key, label, unit in [("aggregate_tok_s", "aggregate decode", "tok/s"),
+                             ("per_stream_tok_s", "per-stream decode", "tok/s"),
+                             ("ttft_ms_p50", "TTFT p50", "ms"), ("ttft_ms_p95", "TTFT p95", "ms"),
+                             ("itl_ms_p50", "inter-token p50", "ms"), ("itl_ms_p95", "inter-token p95", "ms")]:
+        a, b = med("lantern", c, key), med("llama-server", c, key)
+        print(f"| {c} | {label} ({unit}) | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+PY
