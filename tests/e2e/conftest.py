@@ -77,6 +77,12 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def client(server) -> openai.OpenAI:
+    # Bypass the response cache so every request exercises the engine.
+    return server.client(default_headers={"Cache-Control": "no-cache"})
+
+
+@pytest.fixture(scope="session")
+def cached_client(server) -> openai.OpenAI:
     return server.client()
 
 

@@ -12,6 +12,9 @@ pub struct Model {
     /// Unix seconds when the model was loaded.
     pub created: u64,
     pub owned_by: String,
+    /// Extension: `loaded`, `loading` or `unloaded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 impl Model {
@@ -21,6 +24,7 @@ impl Model {
             object: "model".into(),
             created,
             owned_by: owned_by.into(),
+            status: None,
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct ModelInfo {
 pub trait Backend: Send + Sync + 'static {
     fn info(&self) -> &ModelInfo;
 
+    /// Requests running or queued; routing sends new work to the least loaded replica.
+    fn load(&self) -> usize {
+        0
+    }
+
     /// Prepares the prompt (template, tokenization) off the async runtime and queues the
     /// request. Errors here are the request's fault or the engine being gone; errors after
     /// this arrive as [`Event::Error`].

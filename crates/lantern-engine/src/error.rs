@@ -31,4 +31,6 @@ pub enum EngineError {
     Decode(String),
     #[error("the inference worker has stopped")]
     WorkerGone,
+    #[error("The server is busy: {outstanding} requests are running or queued for this model (limit {limit}). Retry shortly.")]
+    QueueFull { outstanding: usize, limit: usize },
 }

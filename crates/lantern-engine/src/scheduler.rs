@@ -29,6 +29,16 @@ pub(crate) trait Runtime {
     fn token_piece(&self, token: i32, out: &mut Vec<u8>);
 }
 
+/// Counts a request as outstanding (running or queued) for as long as it lives: dropped with
+/// the job when it leaves the queue, or with the slot's request when it ends.
+pub(crate) struct Outstanding(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A tokenized request, ready for a slot.
 pub(crate) struct Job {
     pub tokens: Vec<i32>,
@@ -37,6 +47,7 @@ pub(crate) struct Job {
     pub stop: Vec<String>,
     pub ignore_eos: bool,
     pub events: UnboundedSender<Event>,
+    pub outstanding: Option<Outstanding>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +83,7 @@ struct Active<S> {
     utf8: Utf8Stream,
     stop: StopMatcher,
     events: UnboundedSender<Event>,
+    _outstanding: Option<Outstanding>,
 }
 
 impl<S> Active<S> {
@@ -203,6 +215,7 @@ impl<R: Runtime> Scheduler<R> {
                 utf8: Utf8Stream::default(),
                 stop: StopMatcher::new(job.stop),
                 events: job.events,
+                _outstanding: job.outstanding,
             });
         }
     }

@@ -72,6 +72,7 @@ fn job(tokens: Vec<i32>, max_tokens: u32, stop: &[&str]) -> (Job, UnboundedRecei
         stop: stop.iter().map(|s| s.to_string()).collect(),
         ignore_eos: false,
         events: tx,
+        outstanding: None,
     };
     (job, rx)
 }
@@ -289,6 +290,33 @@ fn queued_requests_wait_for_a_slot_and_complete() {
         let expected = format!("{} {} {} ", base + 1, base + 2, base + 3);
         assert_eq!(collect(rx).0, expected);
     }
+}
+
+#[test]
+fn outstanding_count_falls_as_requests_finish_or_are_abandoned() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut s = scheduler(1, 16);
+    let mut receivers = Vec::new();
+    for _ in 0..3 {
+        let (mut j, rx) = job(vec![1], 3, &[]);
+        count.fetch_add(1, Ordering::Relaxed);
+        j.outstanding = Some(Outstanding(count.clone()));
+        s.enqueue(j);
+        receivers.push(rx);
+    }
+    s.step();
+    assert_eq!(count.load(Ordering::Relaxed), 3, "one running, two queued");
+    drop(receivers.pop());
+    s.step();
+    assert_eq!(
+        count.load(Ordering::Relaxed),
+        2,
+        "the abandoned queued job is gone"
+    );
+    run_until_idle(&mut s);
+    assert_eq!(count.load(Ordering::Relaxed), 0);
 }
 
 #[test]

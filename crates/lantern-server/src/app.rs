@@ -5,6 +5,7 @@ use std::any::Any;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,13 +15,16 @@ use tracing::Level;
 
 use crate::error::ApiError;
 use crate::openapi;
-use crate::routes::{chat, completions, health, models};
+use crate::routes::{self, chat, completions, health, models};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let generation = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route_layer(map_response(routes::default_cache_header));
+    Router::new()
+        .merge(generation)
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/health", get(health::health))

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use lantern_engine::{default_threads, EngineConfig, DEFAULT_BATCH_SIZE};
 use serde::Deserialize;
 
+use crate::cache::CacheConfig;
+
 /// The model served when `--model` is not given; `make model` fetches it.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const DEFAULT_PARALLEL: u32 = 4;
@@ -47,7 +49,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
-/// The config file: the same settings as the flags, in snake_case.
+/// The config file: the flags' settings (for a single model) plus `[[models]]` and `[cache]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -60,6 +62,56 @@ struct FileConfig {
     ctx_size: Option<u32>,
     batch_size: Option<u32>,
     max_body_bytes: Option<usize>,
+    max_queue: Option<usize>,
+    #[serde(default)]
+    cache: CacheConfig,
+    #[serde(default)]
+    models: Vec<FileModel>,
+}
+
+/// `gpu_layers`: a count, or `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+enum GpuLayers {
+    Count(u32),
+    All(AllLayers),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AllLayers {
+    All,
+}
+
+/// When a model is loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadPolicy {
+    /// At start-up; the server is healthy once all eager models are loaded.
+    #[default]
+    Eager,
+    /// On the first request that needs it.
+    Lazy,
+}
+
+/// One `[[models]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileModel {
+    id: Option<String>,
+    path: PathBuf,
+    #[serde(default)]
+    aliases: Vec<String>,
+    replicas: Option<u32>,
+    parallel: Option<u32>,
+    ctx_size: Option<u32>,
+    threads: Option<usize>,
+    batch_size: Option<u32>,
+    gpu_layers: Option<GpuLayers>,
+    #[serde(default)]
+    load: LoadPolicy,
+    #[serde(default)]
+    idle_unload_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,20 +119,32 @@ pub enum ConfigError {
     #[error("config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
     #[error("invalid setting {key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    Invalid { key: String, reason: String },
     #[error("invalid listen address {0}")]
     Address(String),
+}
+
+/// One servable model, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub replicas: u32,
+    pub load: LoadPolicy,
+    /// Unload after this many seconds without requests (0: never).
+    pub idle_unload_secs: u64,
+    /// True when the path is the built-in default (the error then says `make model`).
+    pub default_model: bool,
+    pub engine: EngineConfig,
 }
 
 /// Everything `lantern serve` needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
     pub addr: SocketAddr,
-    pub model_id: String,
-    /// True when the model path is the built-in default (the error then says `make model`).
-    pub default_model: bool,
-    pub engine: EngineConfig,
+    pub models: Vec<ModelConfig>,
     pub max_body_bytes: usize,
+    pub cache: CacheConfig,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -110,17 +174,79 @@ pub fn model_id_from_path(path: &Path) -> String {
 }
 
 fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
-    key: &'static str,
+    key: impl Into<String>,
     value: T,
     min: T,
 ) -> Result<T, ConfigError> {
     if value < min {
         return Err(ConfigError::Invalid {
-            key,
+            key: key.into(),
             reason: format!("{value} is below the minimum {min}"),
         });
     }
     Ok(value)
+}
+
+/// Per-model settings with CLI flags first, then the model's entry, then the file's top level.
+struct Layers<'a> {
+    args: &'a ServeArgs,
+    file: &'a FileConfig,
+}
+
+impl Layers<'_> {
+    fn engine(
+        &self,
+        key: &str,
+        path: PathBuf,
+        m: Option<&FileModel>,
+        max_queue: Option<usize>,
+    ) -> Result<EngineConfig, ConfigError> {
+        let (a, f) = (self.args, self.file);
+        let threads = a.threads.or(m.and_then(|m| m.threads)).or(f.threads);
+        let parallel = a.parallel.or(m.and_then(|m| m.parallel)).or(f.parallel);
+        let ctx_size = a.ctx_size.or(m.and_then(|m| m.ctx_size)).or(f.ctx_size);
+        let batch_size = a
+            .batch_size
+            .or(m.and_then(|m| m.batch_size))
+            .or(f.batch_size);
+        let parallel = at_least(
+            format!("{key}parallel"),
+            parallel.unwrap_or(DEFAULT_PARALLEL),
+            1,
+        )?;
+        let gpu_layers = match m.and_then(|m| m.gpu_layers) {
+            None => 0,
+            Some(GpuLayers::Count(n)) => n,
+            Some(GpuLayers::All(_)) => u32::MAX,
+        };
+        if gpu_layers > 0 && !cfg!(feature = "cuda") {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}gpu_layers"),
+                reason: "this lantern is a CPU-only build; rebuild with `cargo build --release --features cuda` to offload layers to a GPU, or set gpu_layers = 0".into(),
+            });
+        }
+        Ok(EngineConfig {
+            model_path: path,
+            threads: at_least(
+                format!("{key}threads"),
+                threads.unwrap_or_else(default_threads),
+                1,
+            )?,
+            parallel,
+            ctx_size: at_least(
+                format!("{key}ctx_size"),
+                ctx_size.unwrap_or(DEFAULT_CTX_SIZE),
+                parallel * 16,
+            )?,
+            batch_size: at_least(
+                format!("{key}batch_size"),
+                batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+                1,
+            )?,
+            gpu_layers,
+            max_queue,
+        })
+    }
 }
 
 impl ServeConfig {
@@ -129,15 +255,61 @@ impl ServeConfig {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let default_model = args.model.is_none() && file.model.is_none();
-        let model = args
-            .model
-            .or(file.model)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_PATH));
-        let model_id = args
-            .model_id
-            .or(file.model_id)
-            .unwrap_or_else(|| model_id_from_path(&model));
+        let layers = Layers {
+            args: &args,
+            file: &file,
+        };
+        let max_queue = file.max_queue;
+        // --model (or a top-level `model`) serves exactly that file; otherwise `[[models]]`,
+        // otherwise the default model.
+        let single = args.model.is_some() || file.models.is_empty();
+        let mut models = Vec::new();
+        if single {
+            let default_model = args.model.is_none() && file.model.is_none();
+            let path = args
+                .model
+                .clone()
+                .or(file.model.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_PATH));
+            let id = args
+                .model_id
+                .clone()
+                .or(file.model_id.clone())
+                .unwrap_or_else(|| model_id_from_path(&path));
+            models.push(ModelConfig {
+                id,
+                aliases: Vec::new(),
+                replicas: 1,
+                load: LoadPolicy::Eager,
+                idle_unload_secs: 0,
+                default_model,
+                engine: layers.engine("", path, None, max_queue)?,
+            });
+        } else {
+            for (i, m) in file.models.iter().enumerate() {
+                let id = m.id.clone().unwrap_or_else(|| model_id_from_path(&m.path));
+                let key = format!("models[{i}] ({id}).");
+                models.push(ModelConfig {
+                    replicas: at_least(format!("{key}replicas"), m.replicas.unwrap_or(1), 1)?,
+                    aliases: m.aliases.clone(),
+                    load: m.load,
+                    idle_unload_secs: m.idle_unload_secs,
+                    default_model: false,
+                    engine: layers.engine(&key, m.path.clone(), Some(m), max_queue)?,
+                    id,
+                });
+            }
+        }
+        check_unique_names(&models).map_err(|reason| match &args.config {
+            Some(path) => ConfigError::File {
+                path: path.clone(),
+                reason,
+            },
+            None => ConfigError::Invalid {
+                key: "model_id".into(),
+                reason,
+            },
+        })?;
         let host = args
             .host
             .or(file.host)
@@ -148,27 +320,6 @@ impl ServeConfig {
             .parse::<SocketAddr>()
             .or_else(|_| format!("[{host}]:{port}").parse())
             .map_err(|_| ConfigError::Address(addr))?;
-        let threads = at_least(
-            "threads",
-            args.threads
-                .or(file.threads)
-                .unwrap_or_else(default_threads),
-            1,
-        )?;
-        let parallel = at_least(
-            "parallel",
-            args.parallel.or(file.parallel).unwrap_or(DEFAULT_PARALLEL),
-            1,
-        )?;
-        let ctx_size = args.ctx_size.or(file.ctx_size).unwrap_or(DEFAULT_CTX_SIZE);
-        let ctx_size = at_least("ctx_size", ctx_size, parallel * 16)?;
-        let batch_size = at_least(
-            "batch_size",
-            args.batch_size
-                .or(file.batch_size)
-                .unwrap_or(DEFAULT_BATCH_SIZE),
-            1,
-        )?;
         let max_body_bytes = at_least(
             "max_body_bytes",
             args.max_body_bytes
@@ -178,19 +329,27 @@ impl ServeConfig {
         )?;
         Ok(ServeConfig {
             addr,
-            model_id,
-            default_model,
-            engine: EngineConfig {
-                model_path: model,
-                threads,
-                parallel,
-                ctx_size,
-                batch_size,
-                gpu_layers: 0,
-            },
+            models,
             max_body_bytes,
+            cache: file.cache,
         })
     }
+}
+
+/// Ids and aliases share one namespace: each name must route to exactly one model.
+fn check_unique_names(models: &[ModelConfig]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for m in models {
+        for name in std::iter::once(&m.id).chain(&m.aliases) {
+            if !seen.insert(name.as_str()) {
+                return Err(format!(
+                    "duplicate model id or alias '{name}' (in model '{}')",
+                    m.id
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -200,10 +359,11 @@ mod tests {
     #[test]
     fn defaults() {
         let cfg = ServeConfig::resolve(ServeArgs::default()).unwrap();
-        assert_eq!(cfg.model_id, "smollm2-135m-instruct.q4_1");
-        assert!(cfg.default_model);
+        assert_eq!(cfg.models.len(), 1);
+        assert_eq!(cfg.models[0].id, "smollm2-135m-instruct.q4_1");
+        assert!(cfg.models[0].default_model);
         assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(cfg.engine.parallel, 4);
+        assert_eq!(cfg.models[0].engine.parallel, 4);
     }
 
     #[test]
@@ -223,9 +383,9 @@ mod tests {
         };
         let cfg = ServeConfig::resolve(args).unwrap();
         assert_eq!(cfg.addr.port(), 9000);
-        assert_eq!(cfg.engine.parallel, 3);
-        assert_eq!(cfg.model_id, "my-model");
-        assert!(!cfg.default_model);
+        assert_eq!(cfg.models[0].engine.parallel, 3);
+        assert_eq!(cfg.models[0].id, "my-model");
+        assert!(!cfg.models[0].default_model);
 
         std::fs::write(&path, "port = 9000\nparalel = 2\n").unwrap();
         let err = ServeConfig::resolve(ServeArgs {
@@ -236,6 +396,105 @@ mod tests {
         .to_string();
         assert!(err.contains("paralel") && err.contains("line 2"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lantern-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn resolve_file(path: &Path) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::resolve(ServeArgs {
+            config: Some(path.to_path_buf()),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn models_table() {
+        let path = write(
+            "models.toml",
+            r#"
+parallel = 2
+max_queue = 3
+[[models]]
+id = "small"
+path = "a.gguf"
+aliases = ["gpt-4o-mini"]
+replicas = 2
+load = "lazy"
+[[models]]
+path = "dir/Other.gguf"
+ctx_size = 4096
+"#,
+        );
+        let cfg = resolve_file(&path).unwrap();
+        assert_eq!(cfg.models.len(), 2);
+        let (a, b) = (&cfg.models[0], &cfg.models[1]);
+        assert_eq!(
+            (a.id.as_str(), a.replicas, a.load),
+            ("small", 2, LoadPolicy::Lazy)
+        );
+        assert_eq!(a.aliases, vec!["gpt-4o-mini".to_string()]);
+        assert_eq!(a.engine.parallel, 2);
+        assert_eq!(a.engine.max_queue, Some(3));
+        assert_eq!((b.id.as_str(), b.engine.ctx_size), ("other", 4096));
+    }
+
+    #[test]
+    fn config_errors_name_file_key_and_reason() {
+        let dup = write(
+            "dup.toml",
+            "[[models]]\nid = \"a\"\npath = \"x.gguf\"\n[[models]]\nid = \"b\"\npath = \"y.gguf\"\naliases = [\"a\"]\n",
+        );
+        let err = resolve_file(&dup).unwrap_err().to_string();
+        assert!(
+            err.contains("dup.toml") && err.contains("duplicate") && err.contains("'a'"),
+            "{err}"
+        );
+        let unknown = write(
+            "unknown.toml",
+            "[[models]]\npath = \"x.gguf\"\nreplica = 2\n",
+        );
+        let err = resolve_file(&unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown.toml") && err.contains("replica") && err.contains("line 3"),
+            "{err}"
+        );
+        let wrong = write("wrong.toml", "port = \"eighty\"\n");
+        let err = resolve_file(&wrong).unwrap_err().to_string();
+        assert!(
+            err.contains("wrong.toml") && err.contains("line 1"),
+            "{err}"
+        );
+        let missing = ServeConfig::resolve(ServeArgs {
+            config: Some(PathBuf::from("/nonexistent/lantern.toml")),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("/nonexistent/lantern.toml"), "{missing}");
+    }
+
+    #[test]
+    fn gpu_layers_need_a_cuda_build() {
+        let path = write(
+            "gpu.toml",
+            "[[models]]\npath = \"x.gguf\"\ngpu_layers = \"all\"\n",
+        );
+        let result = resolve_file(&path);
+        if cfg!(feature = "cuda") {
+            assert_eq!(result.unwrap().models[0].engine.gpu_layers, u32::MAX);
+        } else {
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.contains("gpu_layers") && err.contains("--features cuda"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("The model `{0}` is still loading; retry shortly.")]
     ModelLoading(String),
+    #[error("The model `{model}` could not be loaded: {reason}")]
+    ModelLoadFailed { model: String, reason: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("{0}")]
@@ -52,12 +54,15 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::ModelLoading(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ModelLoading(_) | ApiError::ModelLoadFailed { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Engine(e) => match e {
                 EngineError::InvalidRequest { .. } | EngineError::ContextLengthExceeded { .. } => {
                     StatusCode::BAD_REQUEST
                 }
                 EngineError::WorkerGone => StatusCode::SERVICE_UNAVAILABLE,
+                EngineError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,6 +94,9 @@ impl ApiError {
                 Some("request_too_large".into()),
             ),
             ApiError::ModelLoading(_) => ("server_error", None, Some("model_loading".into())),
+            ApiError::ModelLoadFailed { .. } => {
+                ("server_error", None, Some("model_load_failed".into()))
+            }
             ApiError::Engine(e) => match e {
                 EngineError::InvalidRequest { param, .. } => {
                     ("invalid_request_error", param.clone(), None)
@@ -100,6 +108,9 @@ impl ApiError {
                 ),
                 EngineError::WorkerGone => {
                     ("server_error", None, Some("engine_unavailable".into()))
+                }
+                EngineError::QueueFull { .. } => {
+                    ("rate_limit_error", None, Some("rate_limit_exceeded".into()))
                 }
                 _ => ("server_error", None, None),
             },
@@ -118,11 +129,21 @@ impl From<lantern_api::InvalidParam> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry = status == StatusCode::TOO_MANY_REQUESTS;
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
         }
-        (status, Json(self.envelope())).into_response()
+        let mut response = (status, Json(self.envelope())).into_response();
+        if retry {
+            // Slots free up within seconds at this scale; tell clients (the OpenAI SDK honours
+            // it) when to come back.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

@@ -2,10 +2,12 @@
 //! configuration and start-up. Inference happens behind [`lantern_engine::Backend`].
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod error;
 mod extract;
 pub mod openapi;
+pub mod pool;
 mod routes;
 mod sse;
 pub mod state;

@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
-use lantern_engine::{check_model_file, EngineError, LlamaEngine};
-use lantern_server::config::{ServeArgs, ServeConfig};
-use lantern_server::{router, AppState, ModelEntry};
+use lantern_engine::{check_model_file, Backend, EngineError, LlamaEngine};
+use lantern_server::cache::ResponseCache;
+use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
+use lantern_server::pool::ReplicaSet;
+use lantern_server::state::Loader;
+use lantern_server::{router, ApiError, AppState, ModelEntry};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -69,45 +72,67 @@ fn init_tracing() {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = ServeConfig::resolve(args).map_err(|e| e.to_string())?;
-    // Fail before binding, in one line, when the model file is unusable.
-    if let Err(e) = check_model_file(&config.engine.model_path) {
-        return Err(match e {
-            EngineError::ModelNotFound { path } if config.default_model => format!(
-                "default model {} not found; run `make model` to fetch it, or pass --model PATH",
-                path.display()
-            ),
-            other => other.to_string(),
-        });
+    // Fail before binding, in one line, when a model file is unusable.
+    for model in &config.models {
+        if let Err(e) = check_model_file(&model.engine.model_path) {
+            return Err(match e {
+                EngineError::ModelNotFound { path } if model.default_model => format!(
+                    "default model {} not found; run `make model` to fetch it, or pass --model PATH",
+                    path.display()
+                ),
+                other => other.to_string(),
+            });
+        }
     }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let entries = config.models.iter().map(model_entry).collect();
     let state = AppState::new(
-        vec![ModelEntry::new(&config.model_id)],
+        entries,
         config.max_body_bytes,
+        ResponseCache::new(&config.cache),
     );
+    for m in &config.models {
+        tracing::info!(
+            id = %m.id,
+            aliases = ?m.aliases,
+            model = %m.engine.model_path.display(),
+            replicas = m.replicas,
+            load = ?m.load,
+            "serving model"
+        );
+    }
     tracing::info!(
-        model = %config.engine.model_path.display(),
-        id = %config.model_id,
-        "listening on http://{} (loading the model; /health answers 503 until it is ready)",
+        "listening on http://{} (/health answers 503 until the eager models are loaded)",
         config.addr
     );
 
+    // Eager models load now; a failure stops the server with the reason.
     let (failed_tx, mut failed_rx) = tokio::sync::mpsc::channel::<String>(1);
-    let loading = state.clone();
-    let engine_config = config.engine.clone();
-    tokio::task::spawn_blocking(move || match LlamaEngine::load(engine_config) {
-        Ok(engine) => {
-            loading.models[0].set_ready(Arc::new(engine));
-            tracing::info!(
-                "ready: POST /v1/chat/completions with model \"{}\"",
-                loading.models[0].id
-            );
+    for (i, m) in config.models.iter().enumerate() {
+        if m.load != LoadPolicy::Eager {
+            continue;
         }
-        Err(e) => {
-            let _ = failed_tx.blocking_send(e.to_string());
-        }
-    });
+        let (state, failed) = (state.clone(), failed_tx.clone());
+        tokio::spawn(async move {
+            let entry = &state.models[i];
+            match entry.backend().await {
+                Ok(_) => {
+                    tracing::info!(model = %entry.id, "ready: POST /v1/chat/completions with model \"{}\"", entry.id)
+                }
+                Err(e) => {
+                    let reason = match e {
+                        ApiError::ModelLoadFailed { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    let _ = failed.send(reason).await;
+                }
+            }
+        });
+    }
+    drop(failed_tx);
+    tokio::spawn(unload_idle_models(state.clone()));
 
     // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it
     // back until the client's (delayed) ACK of the previous one.
@@ -120,6 +145,49 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tokio::select! {
         result = server => result.map_err(|e| format!("server error: {e}")),
         Some(reason) = failed_rx.recv() => Err(reason),
+    }
+}
+
+/// A model entry whose loader starts `replicas` workers on one copy of the weights.
+fn model_entry(m: &ModelConfig) -> ModelEntry {
+    let (engine, replicas) = (m.engine.clone(), m.replicas as usize);
+    let loader: Loader = Arc::new(move || {
+        let engines =
+            LlamaEngine::load_replicas(engine.clone(), replicas).map_err(|e| e.to_string())?;
+        let mut backends: Vec<Arc<dyn Backend>> = engines
+            .into_iter()
+            .map(|e| Arc::new(e) as Arc<dyn Backend>)
+            .collect();
+        Ok(if backends.len() == 1 {
+            backends.remove(0)
+        } else {
+            Arc::new(ReplicaSet::new(backends))
+        })
+    });
+    let mut entry = ModelEntry::new(&m.id).with_loader(loader);
+    entry.aliases = m.aliases.clone();
+    entry.eager = m.load == LoadPolicy::Eager;
+    entry.idle_unload_secs = m.idle_unload_secs;
+    entry
+}
+
+/// Unloads models idle for longer than their `idle_unload_secs`.
+async fn unload_idle_models(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for entry in state.models.iter().filter(|e| e.idle_unload_secs > 0) {
+            let idle = entry.loaded().is_some_and(|b| {
+                b.load() == 0 && now.saturating_sub(entry.last_used()) >= entry.idle_unload_secs
+            });
+            if idle && entry.unload() {
+                tracing::info!(model = %entry.id, idle_secs = entry.idle_unload_secs, "unloaded idle model");
+            }
+        }
     }
 }
 

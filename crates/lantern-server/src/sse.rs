@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
 use lantern_api::{FinishReason, Usage};
 use lantern_engine::{EngineError, Event, EventStream, TokenUsage};
+use tokio::sync::mpsc::unbounded_channel;
 
 use crate::error::ApiError;
 use crate::routes::{finish_reason, usage};
@@ -34,11 +35,32 @@ impl ResponseMeta {
     }
 }
 
-/// One finished choice.
-pub struct Completed {
+/// One finished choice: what a response is rendered from, and what the cache stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
     pub text: String,
-    pub finish_reason: FinishReason,
+    pub finish_reason: lantern_engine::FinishReason,
     pub usage: TokenUsage,
+}
+
+/// Called with every choice once a stream has finished successfully.
+pub type OnComplete = Box<dyn FnOnce(Vec<Completion>) + Send>;
+
+/// Event streams that replay finished choices, for serving a cached response through the same
+/// SSE path as a live one.
+pub fn replay(choices: &[Completion]) -> Vec<EventStream> {
+    choices
+        .iter()
+        .map(|c| {
+            let (tx, rx) = unbounded_channel();
+            let _ = tx.send(Event::Text(c.text.clone()));
+            let _ = tx.send(Event::Done {
+                finish_reason: c.finish_reason,
+                usage: c.usage,
+            });
+            rx
+        })
+        .collect()
 }
 
 fn worker_vanished() -> ApiError {
@@ -46,18 +68,18 @@ fn worker_vanished() -> ApiError {
 }
 
 /// Waits for a request to finish and gathers its text.
-pub async fn collect(mut events: EventStream) -> Result<Completed, ApiError> {
+pub async fn collect(mut events: EventStream) -> Result<Completion, ApiError> {
     let mut text = String::new();
     while let Some(event) = events.recv().await {
         match event {
             Event::Text(t) => text.push_str(&t),
             Event::Done {
-                finish_reason: reason,
+                finish_reason,
                 usage,
             } => {
-                return Ok(Completed {
+                return Ok(Completion {
                     text,
-                    finish_reason: finish_reason(reason),
+                    finish_reason,
                     usage,
                 })
             }
@@ -102,6 +124,7 @@ pub fn sse_response<F: ChunkFormat>(
     format: F,
     choices: Vec<EventStream>,
     include_usage: bool,
+    on_complete: Option<OnComplete>,
 ) -> Response {
     let n = choices.len();
     let mut merged = stream::select_all(
@@ -116,12 +139,20 @@ pub fn sse_response<F: ChunkFormat>(
                 yield chunk;
             }
         }
-        let mut finished = Vec::with_capacity(n);
+        // Texts are kept only when someone wants the finished choices (the cache).
+        let keep = on_complete.is_some();
+        let mut texts = vec![String::new(); if keep { n } else { 0 }];
+        let mut finished: Vec<Option<(lantern_engine::FinishReason, TokenUsage)>> = vec![None; n];
         while let Some((i, event)) = merged.next().await {
             match event {
-                Event::Text(text) => yield format.text(i, text),
+                Event::Text(text) => {
+                    if keep {
+                        texts[i as usize].push_str(&text);
+                    }
+                    yield format.text(i, text);
+                }
                 Event::Done { finish_reason: reason, usage } => {
-                    finished.push(usage);
+                    finished[i as usize] = Some((reason, usage));
                     yield format.finish(i, finish_reason(reason));
                 }
                 Event::Error(e) => {
@@ -130,12 +161,19 @@ pub fn sse_response<F: ChunkFormat>(
                 }
             }
         }
-        if finished.len() < n {
+        let Some(finished) = finished.into_iter().collect::<Option<Vec<_>>>() else {
             yield error_data(worker_vanished());
             return;
-        }
+        };
         if include_usage {
-            yield format.usage(total_usage(&finished));
+            yield format.usage(total_usage(finished.iter().map(|(_, u)| u)));
+        }
+        if let Some(sink) = on_complete {
+            sink(texts
+                .into_iter()
+                .zip(finished)
+                .map(|(text, (finish_reason, usage))| Completion { text, finish_reason, usage })
+                .collect());
         }
         yield "[DONE]".to_string();
     };

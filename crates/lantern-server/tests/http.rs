@@ -11,6 +11,7 @@ use lantern_engine::{
     Backend, EngineError, Event, EventStream, FinishReason, GenerateRequest, ModelInfo, Prompt,
     TokenUsage,
 };
+use lantern_server::cache::{CacheConfig, ResponseCache};
 use lantern_server::{router, AppState, ModelEntry};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -73,7 +74,11 @@ fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
             panic,
         }));
     }
-    router(AppState::new(vec![entry], 4096))
+    router(AppState::new(
+        vec![entry],
+        4096,
+        ResponseCache::new(&CacheConfig::default()),
+    ))
 }
 
 fn app() -> axum::Router {
@@ -323,7 +328,7 @@ async fn models_endpoints() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         v,
-        json!({"object": "list", "data": [{"id": "fake", "object": "model", "created": 1_700_000_000u64, "owned_by": "lantern"}]})
+        json!({"object": "list", "data": [{"id": "fake", "object": "model", "created": 1_700_000_000u64, "owned_by": "lantern", "status": "loaded"}]})
     );
     let (status, _, body) = send(app(), "GET", "/v1/models/fake", "").await;
     assert_eq!(status, StatusCode::OK);

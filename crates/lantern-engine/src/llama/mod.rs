@@ -7,6 +7,7 @@ mod runtime;
 mod worker;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::backend::{Backend, EventStream, ModelInfo};
 use crate::chat_template::ChatTemplate;
-use crate::scheduler::Job;
+use crate::scheduler::{Job, Outstanding};
 use crate::{EngineError, GenerateRequest, Prompt};
 
 /// Prompt tokens decoded per step at most (llama.cpp's `n_batch`, with chunked prefill).
@@ -35,6 +36,9 @@ pub struct EngineConfig {
     /// Most tokens per decode step (generation tokens plus prompt chunks).
     pub batch_size: u32,
     pub gpu_layers: u32,
+    /// Requests that may wait for a slot beyond the `parallel` running ones; more are refused
+    /// with [`EngineError::QueueFull`]. `None`: unbounded.
+    pub max_queue: Option<usize>,
 }
 
 impl EngineConfig {
@@ -46,6 +50,7 @@ impl EngineConfig {
             ctx_size: 8192,
             batch_size: DEFAULT_BATCH_SIZE,
             gpu_layers: 0,
+            max_queue: None,
         }
     }
 
@@ -66,12 +71,22 @@ pub struct LlamaEngine {
     template: Arc<ChatTemplate>,
     jobs: Sender<Job>,
     info: ModelInfo,
+    /// Requests running or queued.
+    outstanding: Arc<AtomicUsize>,
+    /// Most outstanding requests before QueueFull.
+    limit: Option<usize>,
 }
 
 impl LlamaEngine {
     /// Loads the model and starts its worker; blocks until the worker reports ready. Call it
     /// from a blocking context (`spawn_blocking`).
     pub fn load(config: EngineConfig) -> Result<Self, EngineError> {
+        Ok(Self::load_replicas(config, 1)?.remove(0))
+    }
+
+    /// Loads the weights once and starts `replicas` workers on them, each with its own context
+    /// (KV cache and slots).
+    pub fn load_replicas(config: EngineConfig, replicas: usize) -> Result<Vec<Self>, EngineError> {
         if config.parallel == 0 || config.ctx_size < config.parallel {
             return Err(EngineError::Context(format!(
                 "--ctx-size ({}) must be at least --parallel ({}), and --parallel at least 1",
@@ -81,30 +96,38 @@ impl LlamaEngine {
         let started = std::time::Instant::now();
         let model = Arc::new(load::load_model(&config.model_path, config.gpu_layers)?);
         let template = Arc::new(chat_template_of(&model)?);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let n_ctx_per_seq = worker::spawn(model.clone(), config.clone(), rx)?;
-        let info = ModelInfo {
-            path: config.model_path.clone(),
-            n_ctx_per_seq,
-            parallel: config.parallel,
-            n_ctx_train: model.n_ctx_train(),
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        };
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut engines = Vec::with_capacity(replicas);
+        // Contexts are created one at a time: llama.cpp marks concurrent creation unsound.
+        for _ in 0..replicas.max(1) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let n_ctx_per_seq = worker::spawn(model.clone(), config.clone(), rx)?;
+            engines.push(LlamaEngine {
+                model: model.clone(),
+                template: template.clone(),
+                jobs: tx,
+                info: ModelInfo {
+                    path: config.model_path.clone(),
+                    n_ctx_per_seq,
+                    parallel: config.parallel,
+                    n_ctx_train: model.n_ctx_train(),
+                    created,
+                },
+                outstanding: Arc::new(AtomicUsize::new(0)),
+                limit: config.max_queue.map(|q| q + config.parallel as usize),
+            });
+        }
         tracing::info!(
             model = %config.model_path.display(),
             params = model.n_params(),
+            replicas = engines.len(),
             seconds = format!("{:.1}", started.elapsed().as_secs_f32()),
             "model loaded"
         );
-        Ok(LlamaEngine {
-            model,
-            template,
-            jobs: tx,
-            info,
-        })
+        Ok(engines)
     }
 }
 
@@ -184,7 +207,23 @@ impl Backend for LlamaEngine {
         &self.info
     }
 
+    fn load(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
     async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError> {
+        // Claim a place before the (blocking-pool) prompt preparation, so that a burst of
+        // requests cannot all pass the check at once.
+        let previous = self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let outstanding = Outstanding(self.outstanding.clone());
+        if let Some(limit) = self.limit {
+            if previous >= limit {
+                return Err(EngineError::QueueFull {
+                    outstanding: previous,
+                    limit,
+                });
+            }
+        }
         let param = match request.prompt {
             Prompt::Chat(_) => "messages",
             _ => "prompt",
@@ -214,6 +253,7 @@ impl Backend for LlamaEngine {
             stop: request.stop,
             ignore_eos: request.ignore_eos,
             events: tx,
+            outstanding: Some(outstanding),
         };
         self.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(rx)

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lantern_api::chat::{
@@ -12,8 +13,10 @@ use lantern_engine::{ChatTurn, GenerateRequest, Prompt};
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::routes::{max_tokens, sampling_params, stop_strings, usage};
-use crate::sse::{collect, sse_response, ChunkFormat, ResponseMeta};
+use crate::routes::{
+    finish_reason, is_deterministic, max_tokens, respond, sampling_params, stop_strings,
+};
+use crate::sse::{total_usage, ChunkFormat, ResponseMeta};
 use crate::state::AppState;
 
 /// Creates a model response for the given chat conversation.
@@ -33,11 +36,15 @@ use crate::state::AppState;
 )]
 pub async fn chat_completions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
-    let backend = state.backend(&req.model)?;
+    let model_id = state.entry(&req.model)?.id.clone();
     let fields = req.sampling();
+    let key = state
+        .cache
+        .key_for("chat", &model_id, &req, is_deterministic(&fields), &headers);
     let request = GenerateRequest {
         prompt: Prompt::Chat(req.messages.iter().map(to_turn).collect()),
         sampling: sampling_params(&fields),
@@ -45,31 +52,34 @@ pub async fn chat_completions(
         stop: stop_strings(&fields),
         ignore_eos: req.ignore_eos.unwrap_or(false),
     };
-    let events = backend.schedule(request).await?;
     let meta = ResponseMeta::new("chatcmpl", &req.model);
-    if req.is_stream() {
-        return Ok(sse_response(
-            ChatFormat(meta),
-            vec![events],
-            req.include_usage(),
-        ));
-    }
-    let done = collect(events).await?;
-    Ok(Json(ChatCompletionResponse {
-        id: meta.id,
-        object: "chat.completion".into(),
-        created: meta.created,
-        model: meta.model,
-        system_fingerprint: None,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: AssistantMessage::new(done.text),
-            logprobs: None,
-            finish_reason: done.finish_reason,
-        }],
-        usage: usage(done.usage),
+    let stream = req
+        .is_stream()
+        .then(|| (ChatFormat(meta.clone()), req.include_usage()));
+    respond(&state, &req.model, key, vec![request], stream, |done| {
+        let usage = total_usage(done.iter().map(|c| &c.usage));
+        let choices = done
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| ChatChoice {
+                index: i as u32,
+                message: AssistantMessage::new(c.text),
+                logprobs: None,
+                finish_reason: finish_reason(c.finish_reason),
+            })
+            .collect();
+        Json(ChatCompletionResponse {
+            id: meta.id,
+            object: "chat.completion".into(),
+            created: meta.created,
+            model: meta.model,
+            system_fingerprint: None,
+            choices,
+            usage,
+        })
+        .into_response()
     })
-    .into_response())
+    .await
 }
 
 /// Array content is flattened to its text parts, which every chat template understands.

@@ -1,9 +1,9 @@
 //! `POST /v1/completions` (legacy text completions), including several prompts in one request.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::future::try_join_all;
 use lantern_api::completions::{
     CompletionChoice, CompletionRequest, CompletionResponse, PromptInput,
 };
@@ -12,8 +12,10 @@ use lantern_engine::{GenerateRequest, Prompt};
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::routes::{max_tokens, sampling_params, stop_strings};
-use crate::sse::{collect, sse_response, total_usage, ChunkFormat, ResponseMeta};
+use crate::routes::{
+    finish_reason, is_deterministic, max_tokens, respond, sampling_params, stop_strings,
+};
+use crate::sse::{total_usage, ChunkFormat, ResponseMeta};
 use crate::state::AppState;
 
 /// Creates a completion for the prompt (or for each prompt of an array).
@@ -33,11 +35,19 @@ use crate::state::AppState;
 )]
 pub async fn completions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
-    let backend = state.backend(&req.model)?;
+    let model_id = state.entry(&req.model)?.id.clone();
     let fields = req.sampling();
+    let key = state.cache.key_for(
+        "completions",
+        &model_id,
+        &req,
+        is_deterministic(&fields),
+        &headers,
+    );
     let inputs = req.prompt.clone().into_inputs();
     let echo = req.echo.unwrap_or(false);
     if echo && inputs.iter().any(|p| matches!(p, PromptInput::Tokens(_))) {
@@ -53,47 +63,52 @@ pub async fn completions(
             _ => String::new(),
         })
         .collect();
-    let requests = inputs.into_iter().map(|input| GenerateRequest {
-        prompt: match input {
-            PromptInput::Text(t) => Prompt::Text(t),
-            PromptInput::Tokens(t) => Prompt::Tokens(t),
-        },
-        sampling: sampling_params(&fields),
-        max_tokens: max_tokens(&fields),
-        stop: stop_strings(&fields),
-        ignore_eos: req.ignore_eos.unwrap_or(false),
-    });
-    // All prompts run concurrently; if one is rejected, the others' receivers are dropped,
-    // which cancels them.
-    let streams = try_join_all(requests.map(|r| backend.schedule(r))).await?;
-    let meta = ResponseMeta::new("cmpl", &req.model);
-    if req.is_stream() {
-        let format = CompletionFormat { meta, echoes };
-        return Ok(sse_response(format, streams, req.include_usage()));
-    }
-    let done = try_join_all(streams.into_iter().map(collect)).await?;
-    let usage = total_usage(done.iter().map(|d| &d.usage));
-    let choices = done
+    let requests = inputs
         .into_iter()
-        .zip(echoes)
-        .enumerate()
-        .map(|(i, (d, echo))| CompletionChoice {
-            text: echo + &d.text,
-            index: i as u32,
-            logprobs: None,
-            finish_reason: Some(d.finish_reason),
+        .map(|input| GenerateRequest {
+            prompt: match input {
+                PromptInput::Text(t) => Prompt::Text(t),
+                PromptInput::Tokens(t) => Prompt::Tokens(t),
+            },
+            sampling: sampling_params(&fields),
+            max_tokens: max_tokens(&fields),
+            stop: stop_strings(&fields),
+            ignore_eos: req.ignore_eos.unwrap_or(false),
         })
         .collect();
-    Ok(Json(CompletionResponse {
-        id: meta.id,
-        object: "text_completion".into(),
-        created: meta.created,
-        model: meta.model,
-        system_fingerprint: None,
-        choices,
-        usage: Some(usage),
+    let meta = ResponseMeta::new("cmpl", &req.model);
+    let stream = req.is_stream().then(|| {
+        let format = CompletionFormat {
+            meta: meta.clone(),
+            echoes: echoes.clone(),
+        };
+        (format, req.include_usage())
+    });
+    respond(&state, &req.model, key, requests, stream, |done| {
+        let usage = total_usage(done.iter().map(|c| &c.usage));
+        let choices = done
+            .into_iter()
+            .zip(echoes)
+            .enumerate()
+            .map(|(i, (c, echo))| CompletionChoice {
+                text: echo + &c.text,
+                index: i as u32,
+                logprobs: None,
+                finish_reason: Some(finish_reason(c.finish_reason)),
+            })
+            .collect();
+        Json(CompletionResponse {
+            id: meta.id,
+            object: "text_completion".into(),
+            created: meta.created,
+            model: meta.model,
+            system_fingerprint: None,
+            choices,
+            usage: Some(usage),
+        })
+        .into_response()
     })
-    .into_response())
+    .await
 }
 
 struct CompletionFormat {

@@ -6,8 +6,15 @@ pub mod completions;
 pub mod health;
 pub mod models;
 
+use axum::response::Response;
+use futures::future::try_join_all;
 use lantern_api::common::SamplingFields;
-use lantern_engine::{FinishReason, SamplingParams};
+use lantern_engine::{FinishReason, GenerateRequest, SamplingParams};
+
+use crate::cache::{CacheKey, CacheStatus, CACHE_HEADER};
+use crate::error::ApiError;
+use crate::sse::{collect, replay, sse_response, ChunkFormat, Completion, OnComplete};
+use crate::state::AppState;
 
 /// Validated wire sampling fields → engine parameters (OpenAI defaults where unset).
 pub(crate) fn sampling_params(fields: &SamplingFields<'_>) -> SamplingParams {
@@ -64,4 +71,76 @@ pub(crate) fn finish_reason(reason: FinishReason) -> lantern_api::FinishReason {
 
 pub(crate) fn usage(u: lantern_engine::TokenUsage) -> lantern_api::Usage {
     lantern_api::Usage::new(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+}
+
+/// Serves generation requests: from the response cache when `key` hits, else from the model's
+/// backend (storing the result under `key` once it finished successfully). `stream` carries
+/// the chunk format and `include_usage` for SSE; `render` builds the JSON body otherwise. The
+/// `x-lantern-cache` header says which path was taken.
+pub(crate) async fn respond<F: ChunkFormat>(
+    state: &AppState,
+    model: &str,
+    key: Option<CacheKey>,
+    requests: Vec<GenerateRequest>,
+    stream: Option<(F, bool)>,
+    render: impl FnOnce(Vec<Completion>) -> Response,
+) -> Result<Response, ApiError> {
+    if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
+        let response = match stream {
+            Some((format, include_usage)) => {
+                sse_response(format, replay(&hit), include_usage, None)
+            }
+            None => render(hit.as_ref().clone()),
+        };
+        return Ok(with_cache_status(response, CacheStatus::Hit));
+    }
+    let backend = state.backend(model).await?;
+    // All choices run concurrently; if one is rejected, the others' receivers are dropped,
+    // which cancels them.
+    let streams = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
+    let response = match stream {
+        Some((format, include_usage)) => {
+            let sink = key.map(|k| {
+                let cache = state.cache.clone();
+                Box::new(move |done: Vec<Completion>| cache.insert(k, done)) as OnComplete
+            });
+            sse_response(format, streams, include_usage, sink)
+        }
+        None => {
+            let done = try_join_all(streams.into_iter().map(collect)).await?;
+            if let Some(k) = key {
+                state.cache.insert(k, done.clone());
+            }
+            render(done)
+        }
+    };
+    let status = if key.is_some() {
+        CacheStatus::Miss
+    } else {
+        CacheStatus::Bypass
+    };
+    Ok(with_cache_status(response, status))
+}
+
+fn with_cache_status(mut response: Response, status: CacheStatus) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_HEADER, status.header_value());
+    response
+}
+
+/// Marks responses that never reached the cache (errors) as `bypass`, so every chat and
+/// completions response carries the header.
+pub(crate) async fn default_cache_header(mut response: Response) -> Response {
+    if !response.headers().contains_key(CACHE_HEADER) {
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, CacheStatus::Bypass.header_value());
+    }
+    response
+}
+
+/// Whether sampling is reproducible, so the response may be cached: greedy, or seeded.
+pub(crate) fn is_deterministic(fields: &SamplingFields<'_>) -> bool {
+    fields.temperature == Some(0.0) || fields.seed.is_some()
 }

@@ -8,16 +8,24 @@ use lantern_api::ErrorResponse;
 use crate::error::ApiError;
 use crate::state::{AppState, ModelEntry};
 
-fn to_model(entry: &ModelEntry) -> Model {
-    let created = entry.backend().map_or(0, |b| b.info().created);
-    Model::new(entry.id.clone(), created, entry.owned_by.clone())
+/// The entry under `name` (its id or an alias), with its load status.
+fn to_model(entry: &ModelEntry, name: &str) -> Model {
+    let created = entry.loaded().map_or(0, |b| b.info().created);
+    let mut model = Model::new(name, created, entry.owned_by.clone());
+    model.status = Some(entry.status().to_string());
+    model
 }
 
 /// Lists the models this server serves.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     responses((status = 200, description = "The served models", body = ModelList)))]
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    Json(ModelList::new(state.models.iter().map(to_model).collect()))
+    let all = state.models.iter().flat_map(|entry| {
+        std::iter::once(&entry.id)
+            .chain(&entry.aliases)
+            .map(move |name| to_model(entry, name))
+    });
+    Json(ModelList::new(all.collect()))
 }
 
 /// Retrieves one model by id.
@@ -31,5 +39,5 @@ pub async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Model>, ApiError> {
-    Ok(Json(to_model(state.entry(&id)?)))
+    Ok(Json(to_model(state.entry(&id)?, &id)))
 }
