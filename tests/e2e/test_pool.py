@@ -138,3 +138,78 @@ def test_queue_full_is_429_while_accepted_requests_complete(pool):
         assert err["type"] == "rate_limit_error" and err["code"] == "rate_limit_exceeded"
     # After the burst the model serves again.
     assert chat(pool, "smol-pair").status_code == 200
+
+
+LIMITS = f"""
+max_loaded_models = 2
+[cache]
+enabled = false
+
+[[models]]
+id = "m1"
+path = "{MODEL}"
+parallel = 1
+ctx_size = 1024
+
+[[models]]
+id = "m2"
+path = "{MODEL}"
+load = "lazy"
+parallel = 1
+ctx_size = 1024
+
+[[models]]
+id = "m3"
+path = "{MODEL}"
+load = "lazy"
+parallel = 1
+ctx_size = 1024
+
+[[models]]
+id = "broken"
+path = "{{broken}}"
+load = "lazy"
+"""
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("limited")
+    broken = tmp / "truncated.gguf"
+    broken.write_bytes(MODEL.read_bytes()[:3_000_000])
+    cfg = tmp / "lantern.toml"
+    cfg.write_text(LIMITS.replace("{broken}", str(broken)))
+    s = Server("--config", str(cfg), tmp=tmp)
+    yield s
+    s.stop()
+
+
+def test_least_recently_used_model_is_evicted_at_max_loaded_models(limited):
+    assert statuses(limited) == {"m1": "loaded", "m2": "unloaded", "m3": "unloaded", "broken": "unloaded"}
+    assert chat(limited, "m2").status_code == 200
+    assert chat(limited, "m1").status_code == 200  # m1 is now more recent than m2
+    assert chat(limited, "m3").status_code == 200
+    s = statuses(limited)
+    assert (s["m1"], s["m2"], s["m3"]) == ("loaded", "unloaded", "loaded"), s
+    assert "evicted least recently used model" in limited.logs()
+    # An evicted model comes back on demand, evicting the next least recently used (m1).
+    assert chat(limited, "m2").status_code == 200
+    s = statuses(limited)
+    assert (s["m1"], s["m2"], s["m3"]) == ("unloaded", "loaded", "loaded"), s
+
+
+def test_failed_lazy_load_answers_every_waiter_with_503(limited):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(chat(limited, "broken"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        assert r.status_code == 503
+        err = r.json()["error"]
+        assert err["code"] == "model_load_failed"
+        assert "could not be loaded" in err["message"] and "truncated" in err["message"]
+    assert statuses(limited)["broken"] == "unloaded"
+    # Other models are unaffected.
+    assert chat(limited, "m3").status_code == 200

@@ -7,6 +7,7 @@ use lantern_engine::{default_threads, EngineConfig, DEFAULT_BATCH_SIZE};
 use serde::Deserialize;
 
 use crate::cache::CacheConfig;
+use crate::state::ResidencyLimits;
 
 /// The model served when `--model` is not given; `make model` fetches it.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -63,6 +64,8 @@ struct FileConfig {
     batch_size: Option<u32>,
     max_body_bytes: Option<usize>,
     max_queue: Option<usize>,
+    max_loaded_models: Option<usize>,
+    max_memory_bytes: Option<u64>,
     #[serde(default)]
     cache: CacheConfig,
     #[serde(default)]
@@ -145,6 +148,7 @@ pub struct ServeConfig {
     pub models: Vec<ModelConfig>,
     pub max_body_bytes: usize,
     pub cache: CacheConfig,
+    pub limits: ResidencyLimits,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -332,6 +336,10 @@ impl ServeConfig {
             models,
             max_body_bytes,
             cache: file.cache,
+            limits: ResidencyLimits {
+                max_loaded_models: file.max_loaded_models,
+                max_memory_bytes: file.max_memory_bytes,
+            },
         })
     }
 }

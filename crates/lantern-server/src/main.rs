@@ -10,7 +10,7 @@ use lantern_engine::{check_model_file, Backend, EngineError, LlamaEngine};
 use lantern_server::cache::ResponseCache;
 use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
 use lantern_server::pool::ReplicaSet;
-use lantern_server::state::Loader;
+use lantern_server::state::{now_millis, Loader};
 use lantern_server::{router, ApiError, AppState, ModelEntry};
 use tracing_subscriber::EnvFilter;
 
@@ -92,7 +92,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         entries,
         config.max_body_bytes,
         ResponseCache::new(&config.cache),
-    );
+    )
+    .with_limits(config.limits);
     for m in &config.models {
         tracing::info!(
             id = %m.id,
@@ -117,7 +118,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let (state, failed) = (state.clone(), failed_tx.clone());
         tokio::spawn(async move {
             let entry = &state.models[i];
-            match entry.backend().await {
+            match state.backend(&entry.id).await {
                 Ok(_) => {
                     tracing::info!(model = %entry.id, "ready: POST /v1/chat/completions with model \"{}\"", entry.id)
                 }
@@ -168,6 +169,10 @@ fn model_entry(m: &ModelConfig) -> ModelEntry {
     entry.aliases = m.aliases.clone();
     entry.eager = m.load == LoadPolicy::Eager;
     entry.idle_unload_secs = m.idle_unload_secs;
+    // The weights dominate at these sizes; each replica adds its own KV cache on top.
+    entry.memory_bytes = std::fs::metadata(&m.engine.model_path)
+        .map(|md| md.len())
+        .unwrap_or(0);
     entry
 }
 
@@ -176,13 +181,11 @@ async fn unload_idle_models(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = now_millis();
         for entry in state.models.iter().filter(|e| e.idle_unload_secs > 0) {
             let idle = entry.loaded().is_some_and(|b| {
-                b.load() == 0 && now.saturating_sub(entry.last_used()) >= entry.idle_unload_secs
+                b.load() == 0
+                    && now.saturating_sub(entry.last_used()) >= entry.idle_unload_secs * 1000
             });
             if idle && entry.unload() {
                 tracing::info!(model = %entry.id, idle_secs = entry.idle_unload_secs, "unloaded idle model");

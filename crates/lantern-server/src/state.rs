@@ -31,15 +31,18 @@ pub struct ModelEntry {
     pub eager: bool,
     /// Unload after this many idle seconds (0: never).
     pub idle_unload_secs: u64,
+    /// Estimated memory while loaded, for `max_memory_bytes`.
+    pub memory_bytes: u64,
     loader: Option<Loader>,
     phase: Mutex<Phase>,
     last_used: AtomicU64,
 }
 
-fn now_secs() -> u64 {
+/// Unix time in milliseconds: least-recently-used order needs finer than seconds.
+pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -52,9 +55,10 @@ impl ModelEntry {
             owned_by: "lantern".into(),
             eager: true,
             idle_unload_secs: 0,
+            memory_bytes: 0,
             loader: None,
             phase: Mutex::new(Phase::Unloaded),
-            last_used: AtomicU64::new(now_secs()),
+            last_used: AtomicU64::new(now_millis()),
         }
     }
 
@@ -65,6 +69,11 @@ impl ModelEntry {
 
     pub fn set_ready(&self, backend: Arc<dyn Backend>) {
         *self.phase.lock().expect("phase lock") = Phase::Loaded(backend);
+    }
+
+    /// Loaded or loading: it holds (or is about to hold) memory.
+    fn is_resident(&self) -> bool {
+        !matches!(*self.phase.lock().expect("phase lock"), Phase::Unloaded)
     }
 
     /// `loaded`, `loading` or `unloaded`.
@@ -83,6 +92,7 @@ impl ModelEntry {
         }
     }
 
+    /// Unix milliseconds of the last request.
     pub fn last_used(&self) -> u64 {
         self.last_used.load(Ordering::Relaxed)
     }
@@ -100,7 +110,7 @@ impl ModelEntry {
     /// The backend, loading it first if needed. Concurrent callers share one load; when it
     /// fails, each of them gets a 503 saying why, and a later request tries again.
     pub async fn backend(&self) -> Result<Arc<dyn Backend>, ApiError> {
-        self.last_used.store(now_secs(), Ordering::Relaxed);
+        self.last_used.store(now_millis(), Ordering::Relaxed);
         let load = {
             let mut phase = self.phase.lock().expect("phase lock");
             match &*phase {
@@ -139,11 +149,21 @@ impl ModelEntry {
     }
 }
 
+/// Limits on how many models stay loaded at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResidencyLimits {
+    pub max_loaded_models: Option<usize>,
+    pub max_memory_bytes: Option<u64>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub models: Arc<Vec<ModelEntry>>,
     pub max_body_bytes: usize,
     pub cache: ResponseCache,
+    pub limits: ResidencyLimits,
+    /// Serializes eviction decisions, so two loads cannot both count the same free room.
+    evicting: Arc<std::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -152,6 +172,54 @@ impl AppState {
             models: Arc::new(models),
             max_body_bytes,
             cache,
+            limits: ResidencyLimits::default(),
+            evicting: Arc::new(std::sync::Mutex::new(())),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: ResidencyLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Before `incoming` loads: unloads least recently used idle models until it fits the
+    /// limits. Models with requests in flight are never evicted; if only those remain, the
+    /// load goes ahead over the limit (logged) rather than failing the request.
+    fn make_room(&self, incoming: &ModelEntry) {
+        let ResidencyLimits {
+            max_loaded_models,
+            max_memory_bytes,
+        } = self.limits;
+        if (max_loaded_models.is_none() && max_memory_bytes.is_none()) || incoming.is_resident() {
+            return;
+        }
+        let _guard = self.evicting.lock().expect("eviction lock");
+        loop {
+            let resident: Vec<&ModelEntry> = self
+                .models
+                .iter()
+                .filter(|m| m.is_resident() && !std::ptr::eq(*m, incoming))
+                .collect();
+            let memory: u64 = resident.iter().map(|m| m.memory_bytes).sum();
+            let over_count = max_loaded_models.is_some_and(|max| resident.len() + 1 > max);
+            let over_memory =
+                max_memory_bytes.is_some_and(|max| memory + incoming.memory_bytes > max);
+            if !over_count && !over_memory {
+                return;
+            }
+            let victim = resident
+                .iter()
+                .filter(|m| m.loaded().is_some_and(|b| b.load() == 0))
+                .min_by_key(|m| m.last_used());
+            match victim {
+                Some(v) if v.unload() => {
+                    tracing::info!(model = %v.id, to_load = %incoming.id, "evicted least recently used model");
+                }
+                _ => {
+                    tracing::warn!(model = %incoming.id, "loading over the model limits: every loaded model is busy");
+                    return;
+                }
+            }
         }
     }
 
@@ -168,7 +236,9 @@ impl AppState {
 
     /// The backend serving `model`: 404 if unknown, loading it if it is lazy.
     pub async fn backend(&self, model: &str) -> Result<Arc<dyn Backend>, ApiError> {
-        self.entry(model)?.backend().await
+        let entry = self.entry(model)?;
+        self.make_room(entry);
+        entry.backend().await
     }
 
     /// Healthy once every eager model is loaded.
