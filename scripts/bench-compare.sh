@@ -3,7 +3,8 @@
 # slots and context, alternating runs in one script (this machine's noise is ±15%), reported
 # as ratios. Usage:
 #   scripts/bench-compare.sh [LLAMA_BIN_DIR]   # default: build it with the shared reference script
-# Env: ROUNDS (3), THREADS (2), SLOTS (8), CTX (16384), TOKENS (128), LANTERN (binary path).
+# Env: ROUNDS (3), THREADS (2), SLOTS (8), CTX (16384), TOKENS (128), LANTERN (binary path),
+#      PREFIX (1000: shared system-prompt tokens for the prompt-caching run), PREFIX_ONLY (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -47,6 +48,16 @@ run() { # name url concurrency requests
   echo "{\"server\":\"$1\",\"round\":$round,${json:1}" >> "$results"
   echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $1 c=$3: {r['aggregate_tok_s']:.1f} tok/s aggregate, TTFT p50 {r['ttft_ms_p50']:.0f} ms\")"
 }
+
+# Prompt caching: two requests sharing a ~1000-token system prompt, TTFT of each.
+PREFIX=${PREFIX:-1000}
+for s in lantern llama-server; do
+  if [[ $s == lantern ]]; then url=http://127.0.0.1:18080; else url=http://127.0.0.1:18081; fi
+  "$BENCH" --url "$url/v1" --shared-prefix "$PREFIX" -n "$ROUNDS" --warmup 0 --json 2>>"$OUT/bench.log" \
+    | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $s shared {r['prefix_tokens']}-token prefix: TTFT first {r['ttft_first_ms']:.0f} ms, second {r['ttft_second_ms']:.0f} ms, ratio {r['ratio']:.3f}\")" \
+    | tee -a "$OUT/prefix.txt"
+done
+[[ ${PREFIX_ONLY:-0} == 1 ]] && exit 0
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS"

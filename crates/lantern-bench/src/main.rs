@@ -38,6 +38,61 @@ struct Args {
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
+    /// Prompt-caching scenario instead of the load test: for each of `--requests` rounds, two
+    /// requests share a system prompt of about this many tokens (fresh each round); reports
+    /// the TTFT of the first, of the second, and their ratio
+    #[arg(long, value_name = "TOKENS")]
+    shared_prefix: Option<usize>,
+}
+
+/// About `tokens` tokens of ordinary English, different for each `seed`.
+fn system_prompt(tokens: usize, seed: usize) -> String {
+    const WORDS: [&str; 16] = [
+        "the", "keeper", "walked", "along", "a", "quiet", "harbor", "while", "ships", "waited",
+        "for", "morning", "light", "over", "grey", "water",
+    ];
+    let mut text = format!("Session {seed}. You are a careful assistant. Background notes:");
+    for i in 0..tokens {
+        text.push(' ');
+        text.push_str(WORDS[(i * 7 + seed) % WORDS.len()]);
+    }
+    text
+}
+
+/// Runs the shared-prefix scenario; returns (first TTFTs, second TTFTs).
+async fn prefix_rounds(
+    client: &reqwest::Client,
+    args: &Args,
+    model: &str,
+    tokens: usize,
+    rounds: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    // A different seed per run and round, so no earlier run's cache can help the first request.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as usize)
+        .unwrap_or(0);
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let system = system_prompt(tokens, base + round);
+        for (question, out) in [
+            ("Summarise the notes in one sentence.", &mut first),
+            ("What was the keeper waiting for?", &mut second),
+        ] {
+            let messages = json!([
+                {"role": "system", "content": system},
+                {"role": "user", "content": question},
+            ]);
+            out.push(stream_chat(client, args, model, messages, 8).await?.ttft);
+        }
+        eprintln!("bench: prefix round {}/{rounds} done", round + 1);
+    }
+    Ok((first, second))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }
 
 /// What one request measured.
@@ -66,10 +121,21 @@ async fn resolve_model(client: &reqwest::Client, url: &str) -> Result<String, St
 }
 
 async fn one_request(client: &reqwest::Client, args: &Args, model: &str) -> Result<Sample, String> {
+    let messages = json!([{"role": "user", "content": args.prompt}]);
+    stream_chat(client, args, model, messages, args.max_tokens).await
+}
+
+async fn stream_chat(
+    client: &reqwest::Client,
+    args: &Args,
+    model: &str,
+    messages: Value,
+    max_tokens: u32,
+) -> Result<Sample, String> {
     let body = json!({
         "model": model,
-        "messages": [{"role": "user", "content": args.prompt}],
-        "max_tokens": args.max_tokens,
+        "messages": messages,
+        "max_tokens": max_tokens,
         "temperature": args.temperature,
         "ignore_eos": true,
         "stream": true,
@@ -78,6 +144,8 @@ async fn one_request(client: &reqwest::Client, args: &Args, model: &str) -> Resu
     let start = Instant::now();
     let response = client
         .post(format!("{}/chat/completions", args.url))
+        // Measure the engine, not Lantern's response cache.
+        .header("Cache-Control", "no-cache")
         .json(&body)
         .send()
         .await
@@ -165,6 +233,31 @@ async fn main() {
         },
     };
     let total = args.requests.unwrap_or(args.concurrency).max(1);
+    if let Some(tokens) = args.shared_prefix {
+        let (first, second) = match prefix_rounds(&client, &args, &model, tokens, total).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        };
+        let (a, b) = (median(first), median(second));
+        let ratio = b.as_secs_f64() / a.as_secs_f64();
+        if args.json {
+            println!(
+                "{}",
+                json!({"url": args.url, "model": model, "prefix_tokens": tokens, "rounds": total,
+                       "ttft_first_ms": a.as_secs_f64() * 1000.0,
+                       "ttft_second_ms": b.as_secs_f64() * 1000.0, "ratio": ratio})
+            );
+        } else {
+            println!("shared prefix       ~{tokens} tokens, {total} rounds");
+            println!("TTFT first request  {:.1} ms (median)", a.as_secs_f64() * 1000.0);
+            println!("TTFT second request {:.1} ms (median)", b.as_secs_f64() * 1000.0);
+            println!("ratio               {ratio:.3}");
+        }
+        return;
+    }
     for _ in 0..args.warmup {
         if let Err(e) = one_request(&client, &args, &model).await {
             eprintln!("error: warm-up request failed: {e}");
