@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, *args: str, tmp: Path):
+    def __init__(self, *args: str, tmp: Path, env: dict | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"lantern-{self.port}.log"
@@ -33,7 +33,7 @@ class Server:
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_LOG": "info,lantern_engine=debug,llama-cpp-2=warn"},
+            env={**os.environ, "RUST_LOG": "info,lantern_engine=debug,llama-cpp-2=warn", **(env or {})},
         )
         self.wait_ready()
 

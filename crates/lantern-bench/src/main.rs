@@ -252,8 +252,14 @@ async fn main() {
             );
         } else {
             println!("shared prefix       ~{tokens} tokens, {total} rounds");
-            println!("TTFT first request  {:.1} ms (median)", a.as_secs_f64() * 1000.0);
-            println!("TTFT second request {:.1} ms (median)", b.as_secs_f64() * 1000.0);
+            println!(
+                "TTFT first request  {:.1} ms (median)",
+                a.as_secs_f64() * 1000.0
+            );
+            println!(
+                "TTFT second request {:.1} ms (median)",
+                b.as_secs_f64() * 1000.0
+            );
             println!("ratio               {ratio:.3}");
         }
         return;

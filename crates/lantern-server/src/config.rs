@@ -7,6 +7,7 @@ use lantern_engine::{default_threads, EngineConfig, DEFAULT_BATCH_SIZE};
 use serde::Deserialize;
 
 use crate::cache::CacheConfig;
+use crate::download::{default_cache_dir, HfSource};
 use crate::state::ResidencyLimits;
 
 /// The model served when `--model` is not given; `make model` fetches it.
@@ -66,6 +67,7 @@ struct FileConfig {
     max_queue: Option<usize>,
     max_loaded_models: Option<usize>,
     max_memory_bytes: Option<u64>,
+    model_cache_dir: Option<PathBuf>,
     #[serde(default)]
     cache: CacheConfig,
     #[serde(default)]
@@ -102,7 +104,8 @@ pub enum LoadPolicy {
 #[serde(deny_unknown_fields)]
 struct FileModel {
     id: Option<String>,
-    path: PathBuf,
+    path: Option<PathBuf>,
+    source: Option<String>,
     #[serde(default)]
     aliases: Vec<String>,
     replicas: Option<u32>,
@@ -131,6 +134,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     pub id: String,
+    /// Downloaded from the Hub into `cache_dir` before loading; `engine.model_path` is then
+    /// the downloaded file.
+    pub source: Option<HfSource>,
+    pub cache_dir: PathBuf,
     pub aliases: Vec<String>,
     pub replicas: u32,
     pub load: LoadPolicy,
@@ -264,6 +271,10 @@ impl ServeConfig {
             file: &file,
         };
         let max_queue = file.max_queue;
+        let cache_dir = file
+            .model_cache_dir
+            .clone()
+            .unwrap_or_else(default_cache_dir);
         // --model (or a top-level `model`) serves exactly that file; otherwise `[[models]]`,
         // otherwise the default model.
         let single = args.model.is_some() || file.models.is_empty();
@@ -282,6 +293,8 @@ impl ServeConfig {
                 .unwrap_or_else(|| model_id_from_path(&path));
             models.push(ModelConfig {
                 id,
+                source: None,
+                cache_dir: cache_dir.clone(),
                 aliases: Vec::new(),
                 replicas: 1,
                 load: LoadPolicy::Eager,
@@ -291,15 +304,29 @@ impl ServeConfig {
             });
         } else {
             for (i, m) in file.models.iter().enumerate() {
-                let id = m.id.clone().unwrap_or_else(|| model_id_from_path(&m.path));
+                let invalid = |reason: String| ConfigError::File {
+                    path: args.config.clone().unwrap_or_default(),
+                    reason: format!("models[{i}]: {reason}"),
+                };
+                let (path, source) = match (&m.path, &m.source) {
+                    (Some(p), None) => (p.clone(), None),
+                    (None, Some(s)) => {
+                        let source = HfSource::parse(s).map_err(invalid)?;
+                        (cache_dir.join(source.file_name()), Some(source))
+                    }
+                    _ => return Err(invalid("set exactly one of `path` or `source`".into())),
+                };
+                let id = m.id.clone().unwrap_or_else(|| model_id_from_path(&path));
                 let key = format!("models[{i}] ({id}).");
                 models.push(ModelConfig {
+                    source,
+                    cache_dir: cache_dir.clone(),
                     replicas: at_least(format!("{key}replicas"), m.replicas.unwrap_or(1), 1)?,
                     aliases: m.aliases.clone(),
                     load: m.load,
                     idle_unload_secs: m.idle_unload_secs,
                     default_model: false,
-                    engine: layers.engine(&key, m.path.clone(), Some(m), max_queue)?,
+                    engine: layers.engine(&key, path, Some(m), max_queue)?,
                     id,
                 });
             }
@@ -485,6 +512,30 @@ ctx_size = 4096
         .unwrap_err()
         .to_string();
         assert!(missing.contains("/nonexistent/lantern.toml"), "{missing}");
+    }
+
+    #[test]
+    fn hub_sources() {
+        let ok = write(
+            "hub.toml",
+            "model_cache_dir = \"/tmp/lc\"\n[[models]]\nsource = \"hf:org/repo/sub/Tiny-Q4.gguf\"\n",
+        );
+        let m = &resolve_file(&ok).unwrap().models[0];
+        assert_eq!(m.id, "tiny-q4");
+        assert_eq!(m.source.as_ref().unwrap().repo, "org/repo");
+        assert_eq!(m.cache_dir, PathBuf::from("/tmp/lc"));
+        let both = write(
+            "both.toml",
+            "[[models]]\nsource = \"hf:a/b/c.gguf\"\npath = \"x.gguf\"\n",
+        );
+        let err = resolve_file(&both).unwrap_err().to_string();
+        assert!(
+            err.contains("both.toml") && err.contains("models[0]") && err.contains("exactly one"),
+            "{err}"
+        );
+        let bad = write("bad.toml", "[[models]]\nsource = \"org/repo/c.gguf\"\n");
+        let err = resolve_file(&bad).unwrap_err().to_string();
+        assert!(err.contains("hf:owner/repo/file.gguf"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod download;
 pub mod error;
 mod extract;
 pub mod openapi;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use lantern_engine::{check_model_file, Backend, EngineError, LlamaEngine};
 use lantern_server::cache::ResponseCache;
 use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
+use lantern_server::download;
 use lantern_server::pool::ReplicaSet;
 use lantern_server::state::{now_millis, Loader};
 use lantern_server::{router, ApiError, AppState, ModelEntry};
@@ -73,7 +74,7 @@ fn init_tracing() {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = ServeConfig::resolve(args).map_err(|e| e.to_string())?;
     // Fail before binding, in one line, when a model file is unusable.
-    for model in &config.models {
+    for model in config.models.iter().filter(|m| m.source.is_none()) {
         if let Err(e) = check_model_file(&model.engine.model_path) {
             return Err(match e {
                 EngineError::ModelNotFound { path } if model.default_model => format!(
@@ -152,9 +153,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// A model entry whose loader starts `replicas` workers on one copy of the weights.
 fn model_entry(m: &ModelConfig) -> ModelEntry {
     let (engine, replicas) = (m.engine.clone(), m.replicas as usize);
+    let (source, cache_dir) = (m.source.clone(), m.cache_dir.clone());
     let loader: Loader = Arc::new(move || {
-        let engines =
-            LlamaEngine::load_replicas(engine.clone(), replicas).map_err(|e| e.to_string())?;
+        let mut engine = engine.clone();
+        if let Some(source) = &source {
+            // The loader runs on the blocking pool, inside the runtime.
+            let fetch = download::fetch(source, &cache_dir);
+            engine.model_path = tokio::runtime::Handle::current().block_on(fetch)?;
+        }
+        let engines = LlamaEngine::load_replicas(engine, replicas).map_err(|e| e.to_string())?;
         let mut backends: Vec<Arc<dyn Backend>> = engines
             .into_iter()
             .map(|e| Arc::new(e) as Arc<dyn Backend>)
