@@ -213,3 +213,26 @@ def test_failed_lazy_load_answers_every_waiter_with_503(limited):
     assert statuses(limited)["broken"] == "unloaded"
     # Other models are unaffected.
     assert chat(limited, "m3").status_code == 200
+
+
+@pytest.fixture
+def pair(tmp_path):
+    cfg = tmp_path / "pair.toml"
+    cfg.write_text(f'[cache]\nenabled = false\n[[models]]\nid = "pair"\npath = "{MODEL}"\n'
+                   f'replicas = 2\nparallel = 1\nctx_size = 1024\nthreads = 1\n')
+    s = Server("--config", str(cfg), tmp=tmp_path)
+    yield s
+    s.stop()
+
+
+def test_replica_holding_the_prompt_prefix_gets_the_request(pair):
+    client = pair.client()
+    system = {"role": "system", "content": "You are a terse assistant for the harbour office."}
+    turn1 = [system, {"role": "user", "content": "Name three ships."}]
+    first = client.chat.completions.create(model="pair", messages=turn1, temperature=0, max_tokens=16)
+    # An unrelated prompt goes to the other, empty replica instead of overwriting turn 1's KV.
+    client.completions.create(model="pair", prompt="Zebras and giraffes live in", max_tokens=16, temperature=0)
+    turn2 = turn1 + [{"role": "assistant", "content": first.choices[0].message.content},
+                     {"role": "user", "content": "And three ports?"}]
+    second = client.chat.completions.create(model="pair", messages=turn2, temperature=0, max_tokens=8)
+    assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 1

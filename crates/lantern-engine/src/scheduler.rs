@@ -39,6 +39,15 @@ impl Drop for Outstanding {
     }
 }
 
+/// The cached tokens of each idle slot (empty while a slot is busy), shared with the router
+/// that picks a replica for a new prompt. Written only when a slot is taken or freed.
+pub(crate) type IdlePrefixes = std::sync::Arc<std::sync::Mutex<Vec<Vec<i32>>>>;
+
+/// Length of the common prefix of two token sequences.
+pub(crate) fn common_prefix(a: &[i32], b: &[i32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// A tokenized request, ready for a slot.
 pub(crate) struct Job {
     pub tokens: Vec<i32>,
@@ -102,6 +111,7 @@ pub(crate) struct Scheduler<R: Runtime> {
     last_used: Vec<u64>,
     waiting: VecDeque<Job>,
     admissions: u64,
+    idle_prefixes: Option<IdlePrefixes>,
     // Scratch buffers reused every token, so the decode loop does not allocate for them.
     piece: Vec<u8>,
     text: String,
@@ -117,8 +127,25 @@ impl<R: Runtime> Scheduler<R> {
             last_used: vec![0; cfg.n_slots],
             waiting: VecDeque::new(),
             admissions: 0,
+            idle_prefixes: None,
             piece: Vec::with_capacity(64),
             text: String::with_capacity(64),
+        }
+    }
+
+    /// Publishes idle slots' cached tokens to `table` (one entry per slot).
+    pub fn publish_idle_prefixes(&mut self, table: IdlePrefixes) {
+        self.idle_prefixes = Some(table);
+    }
+
+    fn publish(&self, seq: usize, tokens: Option<&Vec<i32>>) {
+        if let Some(table) = &self.idle_prefixes {
+            if let Ok(mut t) = table.lock() {
+                match tokens {
+                    Some(kv) => t[seq].clone_from(kv),
+                    None => t[seq].clear(),
+                }
+            }
         }
     }
 
@@ -175,14 +202,7 @@ impl<R: Runtime> Scheduler<R> {
     fn pick_slot(&self, prompt: &[i32]) -> Option<(usize, usize)> {
         (0..self.slots.len())
             .filter(|&seq| self.slots[seq].is_none())
-            .map(|seq| {
-                let common = self.kv[seq]
-                    .iter()
-                    .zip(prompt)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                (seq, common)
-            })
+            .map(|seq| (seq, common_prefix(&self.kv[seq], prompt)))
             .max_by_key(|&(seq, common)| (common, Reverse(self.last_used[seq]), Reverse(seq)))
     }
 
@@ -196,6 +216,7 @@ impl<R: Runtime> Scheduler<R> {
             let reuse = common.min(job.tokens.len() - 1);
             self.rt.truncate_seq(seq as i32, reuse as i32);
             self.kv[seq].truncate(reuse);
+            self.publish(seq, None);
             self.admissions += 1;
             let sampler = self.rt.new_sampler(&job.sampling);
             self.slots[seq] = Some(Active {
@@ -292,9 +313,9 @@ impl<R: Runtime> Scheduler<R> {
                 let _ = a.events.send(Event::Error(EngineError::Decode(reason)));
             }
             // Free its cells too: the cache may be full.
-            self.release(seq);
             self.rt.truncate_seq(seq as i32, 0);
             self.kv[seq].clear();
+            self.release(seq);
         }
     }
 
@@ -390,6 +411,7 @@ impl<R: Runtime> Scheduler<R> {
     fn release(&mut self, seq: usize) {
         self.slots[seq] = None;
         self.last_used[seq] = self.admissions;
+        self.publish(seq, Some(&self.kv[seq]));
     }
 }
 

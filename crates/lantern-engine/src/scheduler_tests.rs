@@ -4,6 +4,7 @@
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::*;
+use crate::scheduler::{common_prefix, IdlePrefixes};
 
 const EOG: i32 = 99;
 
@@ -379,4 +380,28 @@ fn context_limit_ends_with_length() {
             ..
         })
     ));
+}
+
+#[test]
+fn idle_slots_publish_their_cached_tokens_for_routing() {
+    let table: IdlePrefixes = std::sync::Arc::new(std::sync::Mutex::new(vec![Vec::new(); 2]));
+    let mut s = scheduler(2, 16);
+    s.publish_idle_prefixes(table.clone());
+    let (j, _rx) = job(vec![1, 2, 3], 2, &[]);
+    s.enqueue(j);
+    s.step();
+    assert!(
+        table.lock().unwrap().iter().all(Vec::is_empty),
+        "a busy slot publishes nothing"
+    );
+    run_until_idle(&mut s);
+    assert_eq!(table.lock().unwrap()[0], vec![1, 2, 3, 4]);
+    let (j, _rx) = job(vec![1, 2, 9], 5, &[]);
+    s.enqueue(j);
+    s.step();
+    assert!(
+        table.lock().unwrap()[0].is_empty(),
+        "taken again: withdrawn"
+    );
+    assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 9, 9]), 2);
 }

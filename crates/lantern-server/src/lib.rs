@@ -8,7 +8,6 @@ pub mod download;
 pub mod error;
 mod extract;
 pub mod openapi;
-pub mod pool;
 mod routes;
 mod sse;
 pub mod state;

@@ -10,7 +10,6 @@ use lantern_engine::{check_model_file, Backend, EngineError, LlamaEngine};
 use lantern_server::cache::ResponseCache;
 use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
 use lantern_server::download;
-use lantern_server::pool::ReplicaSet;
 use lantern_server::state::{now_millis, Loader};
 use lantern_server::{router, ApiError, AppState, ModelEntry};
 use tracing_subscriber::EnvFilter;
@@ -150,7 +149,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
 }
 
-/// A model entry whose loader starts `replicas` workers on one copy of the weights.
+/// A model entry whose loader starts `replicas` workers on one copy of the weights (the
+/// engine routes each request between them).
 fn model_entry(m: &ModelConfig) -> ModelEntry {
     let (engine, replicas) = (m.engine.clone(), m.replicas as usize);
     let (source, cache_dir) = (m.source.clone(), m.cache_dir.clone());
@@ -161,16 +161,8 @@ fn model_entry(m: &ModelConfig) -> ModelEntry {
             let fetch = download::fetch(source, &cache_dir);
             engine.model_path = tokio::runtime::Handle::current().block_on(fetch)?;
         }
-        let engines = LlamaEngine::load_replicas(engine, replicas).map_err(|e| e.to_string())?;
-        let mut backends: Vec<Arc<dyn Backend>> = engines
-            .into_iter()
-            .map(|e| Arc::new(e) as Arc<dyn Backend>)
-            .collect();
-        Ok(if backends.len() == 1 {
-            backends.remove(0)
-        } else {
-            Arc::new(ReplicaSet::new(backends))
-        })
+        let engine = LlamaEngine::load_replicas(engine, replicas).map_err(|e| e.to_string())?;
+        Ok(Arc::new(engine) as Arc<dyn Backend>)
     });
     let mut entry = ModelEntry::new(&m.id).with_loader(loader);
     entry.aliases = m.aliases.clone();

@@ -18,7 +18,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::backend::{Backend, EventStream, ModelInfo};
 use crate::chat_template::ChatTemplate;
-use crate::scheduler::{Job, Outstanding};
+use crate::scheduler::{common_prefix, IdlePrefixes, Job, Outstanding};
 use crate::{EngineError, GenerateRequest, Prompt};
 
 /// Prompt tokens decoded per step at most (llama.cpp's `n_batch`, with chunked prefill).
@@ -65,15 +65,39 @@ pub fn default_threads() -> usize {
     num_cpus::get_physical().max(1)
 }
 
-/// A loaded model with its inference thread.
+/// One inference thread (a replica): its queue, its load, and its idle slots' cached prompts.
+struct Worker {
+    jobs: Sender<Job>,
+    /// Requests running or queued.
+    outstanding: Arc<AtomicUsize>,
+    idle_prefixes: IdlePrefixes,
+}
+
+impl Worker {
+    /// Longest prefix of `tokens` held by one of its idle slots, and the tokens they hold in all.
+    fn cached(&self, tokens: &[i32]) -> (usize, usize) {
+        let table = self
+            .idle_prefixes
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        let best = table
+            .iter()
+            .map(|kv| common_prefix(kv, tokens))
+            .max()
+            .unwrap_or(0);
+        (best, table.iter().map(Vec::len).sum())
+    }
+}
+
+/// A loaded model with its inference threads (replicas sharing the weights).
 pub struct LlamaEngine {
     model: Arc<LlamaModel>,
     template: Arc<ChatTemplate>,
-    jobs: Sender<Job>,
+    workers: Vec<Worker>,
     info: ModelInfo,
-    /// Requests running or queued.
-    outstanding: Arc<AtomicUsize>,
-    /// Most outstanding requests before QueueFull.
+    parallel: usize,
+    /// Most outstanding requests per worker before QueueFull.
     limit: Option<usize>,
 }
 
@@ -81,12 +105,13 @@ impl LlamaEngine {
     /// Loads the model and starts its worker; blocks until the worker reports ready. Call it
     /// from a blocking context (`spawn_blocking`).
     pub fn load(config: EngineConfig) -> Result<Self, EngineError> {
-        Ok(Self::load_replicas(config, 1)?.remove(0))
+        Self::load_replicas(config, 1)
     }
 
     /// Loads the weights once and starts `replicas` workers on them, each with its own context
-    /// (KV cache and slots).
-    pub fn load_replicas(config: EngineConfig, replicas: usize) -> Result<Vec<Self>, EngineError> {
+    /// (KV cache and slots). A request goes to the worker whose idle slots hold the longest
+    /// prefix of its prompt, else to the least loaded one.
+    pub fn load_replicas(config: EngineConfig, replicas: usize) -> Result<Self, EngineError> {
         if config.parallel == 0 || config.ctx_size < config.parallel {
             return Err(EngineError::Context(format!(
                 "--ctx-size ({}) must be at least --parallel ({}), and --parallel at least 1",
@@ -100,34 +125,64 @@ impl LlamaEngine {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut engines = Vec::with_capacity(replicas);
+        let mut workers = Vec::with_capacity(replicas);
+        let mut n_ctx_per_seq = 0;
         // Contexts are created one at a time: llama.cpp marks concurrent creation unsound.
         for _ in 0..replicas.max(1) {
             let (tx, rx) = std::sync::mpsc::channel();
-            let n_ctx_per_seq = worker::spawn(model.clone(), config.clone(), rx)?;
-            engines.push(LlamaEngine {
-                model: model.clone(),
-                template: template.clone(),
+            let idle_prefixes: IdlePrefixes = Arc::new(std::sync::Mutex::new(vec![
+                Vec::new();
+                config.parallel
+                    as usize
+            ]));
+            n_ctx_per_seq =
+                worker::spawn(model.clone(), config.clone(), rx, idle_prefixes.clone())?;
+            workers.push(Worker {
                 jobs: tx,
-                info: ModelInfo {
-                    path: config.model_path.clone(),
-                    n_ctx_per_seq,
-                    parallel: config.parallel,
-                    n_ctx_train: model.n_ctx_train(),
-                    created,
-                },
                 outstanding: Arc::new(AtomicUsize::new(0)),
-                limit: config.max_queue.map(|q| q + config.parallel as usize),
+                idle_prefixes,
             });
         }
         tracing::info!(
             model = %config.model_path.display(),
             params = model.n_params(),
-            replicas = engines.len(),
+            replicas = workers.len(),
             seconds = format!("{:.1}", started.elapsed().as_secs_f32()),
             "model loaded"
         );
-        Ok(engines)
+        Ok(LlamaEngine {
+            info: ModelInfo {
+                path: config.model_path.clone(),
+                n_ctx_per_seq,
+                parallel: config.parallel,
+                n_ctx_train: model.n_ctx_train(),
+                created,
+            },
+            model,
+            template,
+            workers,
+            parallel: config.parallel as usize,
+            limit: config.max_queue.map(|q| q + config.parallel as usize),
+        })
+    }
+
+    /// The worker for a prompt: an idle slot with the longest cached prefix wins; otherwise
+    /// the least loaded worker, preferring the one with the least cached KV to overwrite.
+    fn route(&self, tokens: &[i32]) -> &Worker {
+        self.workers
+            .iter()
+            .map(|w| {
+                let load = w.outstanding.load(Ordering::Relaxed);
+                let (prefix, held) = w.cached(tokens);
+                let prefix = if load < self.parallel { prefix } else { 0 };
+                (
+                    w,
+                    (prefix, std::cmp::Reverse(load), std::cmp::Reverse(held)),
+                )
+            })
+            .max_by_key(|(_, key)| *key)
+            .map(|(w, _)| w)
+            .expect("an engine has at least one worker")
     }
 }
 
@@ -208,22 +263,13 @@ impl Backend for LlamaEngine {
     }
 
     fn load(&self) -> usize {
-        self.outstanding.load(Ordering::Relaxed)
+        self.workers
+            .iter()
+            .map(|w| w.outstanding.load(Ordering::Relaxed))
+            .sum()
     }
 
     async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError> {
-        // Claim a place before the (blocking-pool) prompt preparation, so that a burst of
-        // requests cannot all pass the check at once.
-        let previous = self.outstanding.fetch_add(1, Ordering::Relaxed);
-        let outstanding = Outstanding(self.outstanding.clone());
-        if let Some(limit) = self.limit {
-            if previous >= limit {
-                return Err(EngineError::QueueFull {
-                    outstanding: previous,
-                    limit,
-                });
-            }
-        }
         let param = match request.prompt {
             Prompt::Chat(_) => "messages",
             _ => "prompt",
@@ -245,6 +291,18 @@ impl Backend for LlamaEngine {
                 param,
             });
         }
+        let worker = self.route(&tokens);
+        // Claiming the place is one atomic step, so a burst cannot overshoot the limit.
+        let previous = worker.outstanding.fetch_add(1, Ordering::Relaxed);
+        let outstanding = Outstanding(worker.outstanding.clone());
+        if let Some(limit) = self.limit {
+            if previous >= limit {
+                return Err(EngineError::QueueFull {
+                    outstanding: previous,
+                    limit,
+                });
+            }
+        }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let job = Job {
             tokens,
@@ -255,7 +313,7 @@ impl Backend for LlamaEngine {
             events: tx,
             outstanding: Some(outstanding),
         };
-        self.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
+        worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(rx)
     }
 }

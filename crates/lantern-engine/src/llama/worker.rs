@@ -12,18 +12,19 @@ use llama_cpp_2::model::LlamaModel;
 
 use super::runtime::LlamaRuntime;
 use super::EngineConfig;
-use crate::scheduler::{Job, Scheduler, SchedulerConfig};
+use crate::scheduler::{IdlePrefixes, Job, Scheduler, SchedulerConfig};
 use crate::EngineError;
 
 pub(crate) fn spawn(
     model: Arc<LlamaModel>,
     config: EngineConfig,
     jobs: Receiver<Job>,
+    idle_prefixes: IdlePrefixes,
 ) -> Result<u32, EngineError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("lantern-infer".into())
-        .spawn(move || run(&model, &config, jobs, ready_tx))
+        .spawn(move || run(&model, &config, jobs, idle_prefixes, ready_tx))
         .map_err(|e| EngineError::Context(format!("cannot start the inference thread: {e}")))?;
     ready_rx.recv().unwrap_or(Err(EngineError::WorkerGone))
 }
@@ -32,6 +33,7 @@ fn run(
     model: &LlamaModel,
     config: &EngineConfig,
     jobs: Receiver<Job>,
+    idle_prefixes: IdlePrefixes,
     ready: SyncSender<Result<u32, EngineError>>,
 ) {
     let batch_tokens = config.batch_tokens();
@@ -74,6 +76,7 @@ fn run(
             max_batch_tokens: batch_tokens,
         },
     );
+    scheduler.publish_idle_prefixes(idle_prefixes);
     if ready.send(Ok(n_ctx_per_seq)).is_err() {
         return;
     }
