@@ -114,6 +114,8 @@ struct FileModel {
     threads: Option<usize>,
     batch_size: Option<u32>,
     gpu_layers: Option<GpuLayers>,
+    main_gpu: Option<i32>,
+    max_queue: Option<usize>,
     #[serde(default)]
     load: LoadPolicy,
     #[serde(default)]
@@ -255,7 +257,8 @@ impl Layers<'_> {
                 1,
             )?,
             gpu_layers,
-            max_queue,
+            main_gpu: m.and_then(|m| m.main_gpu).unwrap_or(0),
+            max_queue: m.and_then(|m| m.max_queue).or(max_queue),
         })
     }
 }
@@ -461,9 +464,11 @@ path = "a.gguf"
 aliases = ["gpt-4o-mini"]
 replicas = 2
 load = "lazy"
+main_gpu = 1
 [[models]]
 path = "dir/Other.gguf"
 ctx_size = 4096
+max_queue = 7
 "#,
         );
         let cfg = resolve_file(&path).unwrap();
@@ -476,7 +481,13 @@ ctx_size = 4096
         assert_eq!(a.aliases, vec!["gpt-4o-mini".to_string()]);
         assert_eq!(a.engine.parallel, 2);
         assert_eq!(a.engine.max_queue, Some(3));
+        assert_eq!(a.engine.main_gpu, 1);
         assert_eq!((b.id.as_str(), b.engine.ctx_size), ("other", 4096));
+        assert_eq!(
+            b.engine.max_queue,
+            Some(7),
+            "the model's own max_queue wins"
+        );
     }
 
     #[test]

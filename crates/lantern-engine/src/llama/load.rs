@@ -52,13 +52,18 @@ pub fn check_model_file(path: &Path) -> Result<(), EngineError> {
 }
 
 /// Loads the weights, logging progress in 10% steps.
-pub(crate) fn load_model(path: &Path, gpu_layers: u32) -> Result<LlamaModel, EngineError> {
+pub(crate) fn load_model(
+    path: &Path,
+    gpu_layers: u32,
+    main_gpu: i32,
+) -> Result<LlamaModel, EngineError> {
     check_model_file(path)?;
     let backend = backend()?;
     let shown = path.display().to_string();
     let mut next_report = 0.0f32;
     let params = LlamaModelParams::default()
         .with_n_gpu_layers(gpu_layers)
+        .with_main_gpu(main_gpu)
         .with_progress_callback(move |progress| {
             if progress >= next_report {
                 tracing::info!(model = %shown, "loading model: {:.0}%", progress * 100.0);

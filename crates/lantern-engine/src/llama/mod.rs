@@ -36,6 +36,8 @@ pub struct EngineConfig {
     /// Most tokens per decode step (generation tokens plus prompt chunks).
     pub batch_size: u32,
     pub gpu_layers: u32,
+    /// GPU holding the whole model (or its first part) when several are present.
+    pub main_gpu: i32,
     /// Requests that may wait for a slot beyond the `parallel` running ones; more are refused
     /// with [`EngineError::QueueFull`]. `None`: unbounded.
     pub max_queue: Option<usize>,
@@ -50,6 +52,7 @@ impl EngineConfig {
             ctx_size: 8192,
             batch_size: DEFAULT_BATCH_SIZE,
             gpu_layers: 0,
+            main_gpu: 0,
             max_queue: None,
         }
     }
@@ -119,7 +122,11 @@ impl LlamaEngine {
             )));
         }
         let started = std::time::Instant::now();
-        let model = Arc::new(load::load_model(&config.model_path, config.gpu_layers)?);
+        let model = Arc::new(load::load_model(
+            &config.model_path,
+            config.gpu_layers,
+            config.main_gpu,
+        )?);
         let template = Arc::new(chat_template_of(&model)?);
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
