@@ -1,0 +1,185 @@
+//! Tests of configuration resolution: defaults, layering, `[[models]]`, and errors.
+use super::*;
+
+#[test]
+fn defaults() {
+    let cfg = ServeConfig::resolve(ServeArgs::default()).unwrap();
+    assert_eq!(cfg.models.len(), 1);
+    assert_eq!(cfg.models[0].id, "smollm2-135m-instruct.q4_1");
+    assert!(cfg.models[0].default_model);
+    assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(cfg.models[0].engine.parallel, 4);
+}
+
+#[test]
+fn flags_override_file() {
+    let dir = std::env::temp_dir().join(format!("lantern-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("l.toml");
+    std::fs::write(
+        &path,
+        "port = 9000\nparallel = 2\nmodel = \"x/My-Model.gguf\"\n",
+    )
+    .unwrap();
+    let args = ServeArgs {
+        config: Some(path.clone()),
+        parallel: Some(3),
+        ..Default::default()
+    };
+    let cfg = ServeConfig::resolve(args).unwrap();
+    assert_eq!(cfg.addr.port(), 9000);
+    assert_eq!(cfg.models[0].engine.parallel, 3);
+    assert_eq!(cfg.models[0].id, "my-model");
+    assert!(!cfg.models[0].default_model);
+
+    std::fs::write(&path, "port = 9000\nparalel = 2\n").unwrap();
+    let err = ServeConfig::resolve(ServeArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("paralel") && err.contains("line 2"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lantern-cfg2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn resolve_file(path: &Path) -> Result<ServeConfig, ConfigError> {
+    ServeConfig::resolve(ServeArgs {
+        config: Some(path.to_path_buf()),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn models_table() {
+    let path = write(
+        "models.toml",
+        r#"
+parallel = 2
+max_queue = 3
+[[models]]
+id = "small"
+path = "a.gguf"
+aliases = ["gpt-4o-mini"]
+replicas = 2
+load = "lazy"
+main_gpu = 1
+[[models]]
+path = "dir/Other.gguf"
+ctx_size = 4096
+max_queue = 7
+"#,
+    );
+    let cfg = resolve_file(&path).unwrap();
+    assert_eq!(cfg.models.len(), 2);
+    let (a, b) = (&cfg.models[0], &cfg.models[1]);
+    assert_eq!(
+        (a.id.as_str(), a.replicas, a.load),
+        ("small", 2, LoadPolicy::Lazy)
+    );
+    assert_eq!(a.aliases, vec!["gpt-4o-mini".to_string()]);
+    assert_eq!(a.engine.parallel, 2);
+    assert_eq!(a.engine.max_queue, Some(3));
+    assert_eq!(a.engine.main_gpu, 1);
+    assert_eq!((b.id.as_str(), b.engine.ctx_size), ("other", 4096));
+    assert_eq!(
+        b.engine.max_queue,
+        Some(7),
+        "the model's own max_queue wins"
+    );
+}
+
+#[test]
+fn config_errors_name_file_key_and_reason() {
+    let dup = write(
+        "dup.toml",
+        "[[models]]\nid = \"a\"\npath = \"x.gguf\"\n[[models]]\nid = \"b\"\npath = \"y.gguf\"\naliases = [\"a\"]\n",
+    );
+    let err = resolve_file(&dup).unwrap_err().to_string();
+    assert!(
+        err.contains("dup.toml") && err.contains("duplicate") && err.contains("'a'"),
+        "{err}"
+    );
+    let unknown = write(
+        "unknown.toml",
+        "[[models]]\npath = \"x.gguf\"\nreplica = 2\n",
+    );
+    let err = resolve_file(&unknown).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown.toml") && err.contains("replica") && err.contains("line 3"),
+        "{err}"
+    );
+    let wrong = write("wrong.toml", "port = \"eighty\"\n");
+    let err = resolve_file(&wrong).unwrap_err().to_string();
+    assert!(
+        err.contains("wrong.toml") && err.contains("line 1"),
+        "{err}"
+    );
+    let missing = ServeConfig::resolve(ServeArgs {
+        config: Some(PathBuf::from("/nonexistent/lantern.toml")),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(missing.contains("/nonexistent/lantern.toml"), "{missing}");
+}
+
+#[test]
+fn hub_sources() {
+    let ok = write(
+        "hub.toml",
+        "model_cache_dir = \"/tmp/lc\"\n[[models]]\nsource = \"hf:org/repo/sub/Tiny-Q4.gguf\"\n",
+    );
+    let m = &resolve_file(&ok).unwrap().models[0];
+    assert_eq!(m.id, "tiny-q4");
+    assert_eq!(m.source.as_ref().unwrap().repo, "org/repo");
+    assert_eq!(m.cache_dir, PathBuf::from("/tmp/lc"));
+    let both = write(
+        "both.toml",
+        "[[models]]\nsource = \"hf:a/b/c.gguf\"\npath = \"x.gguf\"\n",
+    );
+    let err = resolve_file(&both).unwrap_err().to_string();
+    assert!(
+        err.contains("both.toml") && err.contains("models[0]") && err.contains("exactly one"),
+        "{err}"
+    );
+    let bad = write("bad.toml", "[[models]]\nsource = \"org/repo/c.gguf\"\n");
+    let err = resolve_file(&bad).unwrap_err().to_string();
+    assert!(err.contains("hf:owner/repo/file.gguf"), "{err}");
+}
+
+#[test]
+fn gpu_layers_need_a_cuda_build() {
+    let path = write(
+        "gpu.toml",
+        "[[models]]\npath = \"x.gguf\"\ngpu_layers = \"all\"\n",
+    );
+    let result = resolve_file(&path);
+    if cfg!(feature = "cuda") {
+        assert_eq!(result.unwrap().models[0].engine.gpu_layers, u32::MAX);
+    } else {
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("gpu_layers") && err.contains("--features cuda"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn rejects_bad_values() {
+    let err = ServeConfig::resolve(ServeArgs {
+        parallel: Some(0),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("parallel"));
+}
