@@ -37,12 +37,13 @@ def assert_envelope(r, status, param=None, code=None):
         ({"messages": "hello"}, "messages"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"model": None}, "model"),
+        ({"messages": None}, "messages"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content"),
     ],
 )
 def test_invalid_fields_are_400(server, patch, param):
-    body = {**GOOD, **patch}
-    if patch.get("model", "") is None:
-        del body["model"]
+    # None stands for a missing field.
+    body = {k: v for k, v in {**GOOD, **patch}.items() if v is not None}
     r = requests.post(server.base + "/v1/chat/completions", json=body)
     err = assert_envelope(r, 400, param=param)
     assert err["type"] == "invalid_request_error"
