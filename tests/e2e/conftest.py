@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -14,6 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "target" / "release" / "lantern"
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ID = "smollm2-135m-instruct.q4_1"
+
+
+def concurrently(n: int, call):
+    """Runs `call()` n times at once; returns the results in completion-independent order."""
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return [f.result() for f in [pool.submit(call) for _ in range(n)]]
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import openai
 import pytest
 import requests
 
-from conftest import MODEL, Server
+from conftest import MODEL, Server, concurrently
 
 CONFIG = f"""
 max_queue = 0
@@ -87,12 +87,7 @@ def test_unknown_model_404_lists_the_ids(pool):
 
 def test_lazy_model_loads_on_first_use_with_concurrent_waiters_then_unloads_when_idle(pool):
     assert statuses(pool)["smol-lazy"] == "unloaded"
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(chat(pool, "smol-lazy"))) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = concurrently(3, lambda: chat(pool, "smol-lazy"))
     assert [r.status_code for r in results] == [200, 200, 200], [r.text for r in results]
     assert all(r.json()["usage"]["completion_tokens"] >= 1 for r in results)
     assert statuses(pool)["smol-lazy"] == "loaded"
@@ -199,13 +194,7 @@ def test_least_recently_used_model_is_evicted_at_max_loaded_models(limited):
 
 
 def test_failed_lazy_load_answers_every_waiter_with_503(limited):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(chat(limited, "broken"))) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for r in results:
+    for r in concurrently(2, lambda: chat(limited, "broken")):
         assert r.status_code == 503
         err = r.json()["error"]
         assert err["code"] == "model_load_failed"
