@@ -18,5 +18,8 @@ mod stop;
 pub use backend::{Backend, EventStream, ModelInfo};
 pub use chat_template::{ChatTemplate, ChatTurn};
 pub use error::EngineError;
-pub use llama::{check_model_file, default_threads, EngineConfig, LlamaEngine, DEFAULT_BATCH_SIZE};
+pub use llama::{
+    check_model_file, default_threads, estimate_memory, EngineConfig, LlamaEngine,
+    DEFAULT_BATCH_SIZE,
+};
 pub use request::{Event, FinishReason, GenerateRequest, Prompt, SamplingParams, TokenUsage};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
-use lantern_engine::{check_model_file, Backend, EngineError, LlamaEngine};
+use lantern_engine::{check_model_file, estimate_memory, Backend, EngineError, LlamaEngine};
 use lantern_server::cache::ResponseCache;
 use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
 use lantern_server::download;
@@ -168,10 +168,9 @@ fn model_entry(m: &ModelConfig) -> ModelEntry {
     entry.aliases = m.aliases.clone();
     entry.eager = m.load == LoadPolicy::Eager;
     entry.idle_unload_secs = m.idle_unload_secs;
-    // The weights dominate at these sizes; each replica adds its own KV cache on top.
-    entry.memory_bytes = std::fs::metadata(&m.engine.model_path)
-        .map(|md| md.len())
-        .unwrap_or(0);
+    // Weights plus each replica's KV cache, from the GGUF metadata (a Hub model not yet
+    // downloaded counts as 0 until then).
+    entry.memory_bytes = estimate_memory(&m.engine, m.replicas);
     entry
 }
 

@@ -2,7 +2,9 @@
 //! prepares prompts (chat template, tokenization) on the blocking thread pool.
 
 mod load;
+mod memory;
 pub use load::check_model_file;
+pub use memory::estimate_memory;
 mod runtime;
 mod worker;
 
