@@ -18,7 +18,6 @@ pub struct ModelInfo {
     pub n_ctx_per_seq: u32,
     /// Sequences decoded together.
     pub parallel: u32,
-    pub n_ctx_train: u32,
     /// Unix seconds at load.
     pub created: u64,
 }
@@ -28,7 +27,7 @@ pub struct ModelInfo {
 pub trait Backend: Send + Sync + 'static {
     fn info(&self) -> &ModelInfo;
 
-    /// Requests running or queued; routing sends new work to the least loaded replica.
+    /// Requests running or queued. A model at 0 is idle: it may be unloaded or evicted.
     fn load(&self) -> usize {
         0
     }

@@ -20,6 +20,6 @@ pub use chat_template::{ChatTemplate, ChatTurn};
 pub use error::EngineError;
 pub use llama::{
     check_model_file, default_threads, estimate_memory, EngineConfig, LlamaEngine,
-    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL,
 };
 pub use request::{Event, FinishReason, GenerateRequest, Prompt, SamplingParams, TokenUsage};

@@ -394,7 +394,8 @@ impl<R: Runtime> Scheduler<R> {
         self.release(seq);
     }
 
-    /// The receiver was dropped (client disconnected): free the slot and its KV now.
+    /// The receiver was dropped (client disconnected): free the slot now. Its KV stays, like
+    /// any finished request's, for prefix reuse.
     fn cancel(&mut self, seq: usize) {
         if let Some(a) = &self.slots[seq] {
             tracing::info!(

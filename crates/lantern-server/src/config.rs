@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lantern_engine::{default_threads, EngineConfig, DEFAULT_BATCH_SIZE};
+use lantern_engine::{
+    default_threads, EngineConfig, DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL,
+};
 use serde::Deserialize;
 
 use crate::cache::CacheConfig;
@@ -12,8 +14,6 @@ use crate::state::ResidencyLimits;
 
 /// The model served when `--model` is not given; `make model` fetches it.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-pub const DEFAULT_PARALLEL: u32 = 4;
-pub const DEFAULT_CTX_SIZE: u32 = 8192;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// `lantern serve` flags. Every one may also be set in the config file.

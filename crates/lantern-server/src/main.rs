@@ -87,7 +87,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
-    let entries = config.models.iter().map(model_entry).collect();
+    let count_memory = config.limits.max_memory_bytes.is_some();
+    let entries = config
+        .models
+        .iter()
+        .map(|m| model_entry(m, count_memory))
+        .collect();
     let state = AppState::new(
         entries,
         config.max_body_bytes,
@@ -118,7 +123,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let (state, failed) = (state.clone(), failed_tx.clone());
         tokio::spawn(async move {
             let entry = &state.models[i];
-            match state.backend(&entry.id).await {
+            match state.backend(entry).await {
                 Ok(_) => {
                     tracing::info!(model = %entry.id, "ready: POST /v1/chat/completions with model \"{}\"", entry.id)
                 }
@@ -133,7 +138,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         });
     }
     drop(failed_tx);
-    tokio::spawn(unload_idle_models(state.clone()));
+    if state.models.iter().any(|m| m.idle_unload_secs > 0) {
+        tokio::spawn(unload_idle_models(state.clone()));
+    }
 
     // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it
     // back until the client's (delayed) ACK of the previous one.
@@ -151,7 +158,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// A model entry whose loader starts `replicas` workers on one copy of the weights (the
 /// engine routes each request between them).
-fn model_entry(m: &ModelConfig) -> ModelEntry {
+fn model_entry(m: &ModelConfig, count_memory: bool) -> ModelEntry {
     let (engine, replicas) = (m.engine.clone(), m.replicas as usize);
     let (source, cache_dir) = (m.source.clone(), m.cache_dir.clone());
     let loader: Loader = Arc::new(move || {
@@ -168,9 +175,11 @@ fn model_entry(m: &ModelConfig) -> ModelEntry {
     entry.aliases = m.aliases.clone();
     entry.eager = m.load == LoadPolicy::Eager;
     entry.idle_unload_secs = m.idle_unload_secs;
-    // Weights plus each replica's KV cache, from the GGUF metadata (a Hub model not yet
-    // downloaded counts as 0 until then).
-    entry.memory_bytes = estimate_memory(&m.engine, m.replicas);
+    if count_memory {
+        // Weights plus each replica's KV cache, from the GGUF metadata (a Hub model not yet
+        // downloaded counts as 0).
+        entry.memory_bytes = estimate_memory(&m.engine, m.replicas);
+    }
     entry
 }
 

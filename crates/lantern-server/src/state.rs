@@ -108,8 +108,9 @@ impl ModelEntry {
     }
 
     /// The backend, loading it first if needed. Concurrent callers share one load; when it
-    /// fails, each of them gets a 503 saying why, and a later request tries again.
-    pub async fn backend(&self) -> Result<Arc<dyn Backend>, ApiError> {
+    /// fails, each of them gets a 503 saying why, and a later request tries again. Loads go
+    /// through [`AppState::backend`], which makes room under the limits first.
+    async fn get_or_load(&self) -> Result<Arc<dyn Backend>, ApiError> {
         self.last_used.store(now_millis(), Ordering::Relaxed);
         let load = {
             let mut phase = self.phase.lock().expect("phase lock");
@@ -234,11 +235,10 @@ impl AppState {
             })
     }
 
-    /// The backend serving `model`: 404 if unknown, loading it if it is lazy.
-    pub async fn backend(&self, model: &str) -> Result<Arc<dyn Backend>, ApiError> {
-        let entry = self.entry(model)?;
+    /// The backend serving `entry`, loading it (within the limits) if it is not loaded.
+    pub async fn backend(&self, entry: &ModelEntry) -> Result<Arc<dyn Backend>, ApiError> {
         self.make_room(entry);
-        entry.backend().await
+        entry.get_or_load().await
     }
 
     /// Healthy once every eager model is loaded.

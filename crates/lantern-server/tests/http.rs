@@ -67,7 +67,6 @@ fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
                 path: PathBuf::from("fake.gguf"),
                 n_ctx_per_seq: 128,
                 parallel: 1,
-                n_ctx_train: 128,
                 created: 1_700_000_000,
             },
             events,

@@ -25,6 +25,10 @@ use crate::{EngineError, GenerateRequest, Prompt};
 
 /// Prompt tokens decoded per step at most (llama.cpp's `n_batch`, with chunked prefill).
 pub const DEFAULT_BATCH_SIZE: u32 = 512;
+/// Sequences decoded together.
+pub const DEFAULT_PARALLEL: u32 = 4;
+/// KV tokens shared by all sequences.
+pub const DEFAULT_CTX_SIZE: u32 = 8192;
 
 /// How to load and run one model.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +54,8 @@ impl EngineConfig {
         EngineConfig {
             model_path: model_path.into(),
             threads: default_threads(),
-            parallel: 4,
-            ctx_size: 8192,
+            parallel: DEFAULT_PARALLEL,
+            ctx_size: DEFAULT_CTX_SIZE,
             batch_size: DEFAULT_BATCH_SIZE,
             gpu_layers: 0,
             main_gpu: 0,
@@ -81,11 +85,9 @@ struct Worker {
 impl Worker {
     /// Longest prefix of `tokens` held by one of its idle slots, and the tokens they hold in all.
     fn cached(&self, tokens: &[i32]) -> (usize, usize) {
-        let table = self
-            .idle_prefixes
-            .lock()
-            .map(|t| t.clone())
-            .unwrap_or_default();
+        let Ok(table) = self.idle_prefixes.lock() else {
+            return (0, 0);
+        };
         let best = table
             .iter()
             .map(|kv| common_prefix(kv, tokens))
@@ -101,7 +103,6 @@ pub struct LlamaEngine {
     template: Arc<ChatTemplate>,
     workers: Vec<Worker>,
     info: ModelInfo,
-    parallel: usize,
     /// Most outstanding requests per worker before QueueFull.
     limit: Option<usize>,
 }
@@ -164,13 +165,11 @@ impl LlamaEngine {
                 path: config.model_path.clone(),
                 n_ctx_per_seq,
                 parallel: config.parallel,
-                n_ctx_train: model.n_ctx_train(),
                 created,
             },
             model,
             template,
             workers,
-            parallel: config.parallel as usize,
             limit: config.max_queue.map(|q| q + config.parallel as usize),
         })
     }
@@ -183,7 +182,12 @@ impl LlamaEngine {
             .map(|w| {
                 let load = w.outstanding.load(Ordering::Relaxed);
                 let (prefix, held) = w.cached(tokens);
-                let prefix = if load < self.parallel { prefix } else { 0 };
+                // Only an idle slot can take the request with its cached prefix.
+                let prefix = if load < self.info.parallel as usize {
+                    prefix
+                } else {
+                    0
+                };
                 (
                     w,
                     (prefix, std::cmp::Reverse(load), std::cmp::Reverse(held)),

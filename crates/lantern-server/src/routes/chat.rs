@@ -40,11 +40,11 @@ pub async fn chat_completions(
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
-    let model_id = state.entry(&req.model)?.id.clone();
+    let entry = state.entry(&req.model)?;
     let fields = req.sampling();
     let key = state
         .cache
-        .key_for("chat", &model_id, &req, is_deterministic(&fields), &headers);
+        .key_for("chat", &entry.id, &req, is_deterministic(&fields), &headers);
     let request = GenerateRequest {
         prompt: Prompt::Chat(req.messages.iter().map(to_turn).collect()),
         sampling: sampling_params(&fields),
@@ -56,7 +56,7 @@ pub async fn chat_completions(
     let stream = req
         .is_stream()
         .then(|| (ChatFormat(meta.clone()), req.include_usage()));
-    respond(&state, &req.model, key, vec![request], stream, |done| {
+    respond(&state, entry, key, vec![request], stream, |done| {
         let usage = total_usage(done.iter().map(|c| &c.usage));
         let choices = done
             .into_iter()

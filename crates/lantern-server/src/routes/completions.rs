@@ -39,11 +39,11 @@ pub async fn completions(
     JsonBody(req): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
-    let model_id = state.entry(&req.model)?.id.clone();
+    let entry = state.entry(&req.model)?;
     let fields = req.sampling();
     let key = state.cache.key_for(
         "completions",
-        &model_id,
+        &entry.id,
         &req,
         is_deterministic(&fields),
         &headers,
@@ -84,7 +84,7 @@ pub async fn completions(
         };
         (format, req.include_usage())
     });
-    respond(&state, &req.model, key, requests, stream, |done| {
+    respond(&state, entry, key, requests, stream, |done| {
         let usage = total_usage(done.iter().map(|c| &c.usage));
         let choices = done
             .into_iter()

@@ -14,7 +14,7 @@ use lantern_engine::{FinishReason, GenerateRequest, SamplingParams};
 use crate::cache::{CacheKey, CacheStatus, CACHE_HEADER};
 use crate::error::ApiError;
 use crate::sse::{collect, replay, sse_response, ChunkFormat, Completion, OnComplete};
-use crate::state::AppState;
+use crate::state::{AppState, ModelEntry};
 
 /// Validated wire sampling fields → engine parameters (OpenAI defaults where unset).
 pub(crate) fn sampling_params(fields: &SamplingFields<'_>) -> SamplingParams {
@@ -79,7 +79,7 @@ pub(crate) fn usage(u: lantern_engine::TokenUsage) -> lantern_api::Usage {
 /// `x-lantern-cache` header says which path was taken.
 pub(crate) async fn respond<F: ChunkFormat>(
     state: &AppState,
-    model: &str,
+    model: &ModelEntry,
     key: Option<CacheKey>,
     requests: Vec<GenerateRequest>,
     stream: Option<(F, bool)>,
