@@ -10,7 +10,7 @@ ARGS ?=
 URL ?= http://127.0.0.1:8080/v1
 BENCH_ARGS ?=
 
-.PHONY: all deps model build serve test unit e2e bench lint fmt openapi clean
+.PHONY: all deps model model-gemma3 build serve test unit e2e bench lint fmt openapi clean
 
 all: build
 
@@ -19,6 +19,10 @@ deps:
 
 model:
 	@bash scripts/fetch-model.sh models
+
+# A second real model (another architecture, no chat template of its own) for the e2e tests.
+model-gemma3:
+	@bash scripts/fetch-model.sh models gemma3
 
 build: deps
 	cargo build --release --workspace
@@ -35,7 +39,7 @@ $(VENV)/.installed: tests/requirements.txt
 unit: deps
 	cargo test --release --workspace
 
-e2e: model build $(VENV)/.installed
+e2e: model model-gemma3 build $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/e2e -v
 
 test: unit e2e

@@ -52,6 +52,12 @@ def test_bad_flags_and_config(tmp_path):
     r = serve("--config", str(cfg), cwd=tmp_path)
     assert r.returncode == 1
     assert "prot" in last_line(r) and str(cfg) in last_line(r)
+    r = serve("--chat-template-file", "nope.jinja", cwd=tmp_path)
+    assert r.returncode == 1
+    assert last_line(r).startswith("error: invalid setting chat_template_file: cannot read nope.jinja")
+    r = serve("--chat-template", "{% for m in messages %}", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "invalid Jinja" in last_line(r) and "panicked" not in r.stderr
 
 
 def test_openapi_subcommand_prints_spec():

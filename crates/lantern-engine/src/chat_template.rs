@@ -69,9 +69,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned("chat", source.to_string())
-            .map_err(|e| {
-                EngineError::Template(format!("the model's chat template does not compile: {e}"))
-            })?;
+            .map_err(|e| EngineError::Template(format!("invalid Jinja: {e}")))?;
         Ok(ChatTemplate {
             env,
             bos_token,

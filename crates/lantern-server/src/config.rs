@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// Most tokens decoded per step, generation plus prompt chunks [default: 512]
     #[arg(long, short = 'b')]
     pub batch_size: Option<u32>,
+    /// Jinja chat template file, used instead of the model's own (e.g. for a base model that
+    /// ships none) [default: the GGUF's tokenizer.chat_template, else ChatML]
+    #[arg(long, value_name = "FILE", conflicts_with = "chat_template")]
+    pub chat_template_file: Option<PathBuf>,
+    /// Jinja chat template given inline; see --chat-template-file
+    #[arg(long, value_name = "JINJA")]
+    pub chat_template: Option<String>,
     /// Largest accepted request body in bytes [default: 8388608]
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
@@ -63,6 +70,8 @@ struct FileConfig {
     parallel: Option<u32>,
     ctx_size: Option<u32>,
     batch_size: Option<u32>,
+    chat_template: Option<String>,
+    chat_template_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     max_queue: Option<usize>,
     max_loaded_models: Option<usize>,
@@ -116,6 +125,8 @@ struct FileModel {
     gpu_layers: Option<GpuLayers>,
     main_gpu: Option<i32>,
     max_queue: Option<usize>,
+    chat_template: Option<String>,
+    chat_template_file: Option<PathBuf>,
     #[serde(default)]
     load: LoadPolicy,
     #[serde(default)]
@@ -215,6 +226,16 @@ impl Layers<'_> {
         max_queue: Option<usize>,
     ) -> Result<EngineConfig, ConfigError> {
         let (a, f) = (self.args, self.file);
+        // A model entry's template is its own; the flags and flat keys are for a single model.
+        let chat_template = match m {
+            Some(m) => chat_template(key, m.chat_template.as_ref(), m.chat_template_file.as_ref())?,
+            None => match (&a.chat_template, &a.chat_template_file) {
+                (None, None) => {
+                    chat_template(key, f.chat_template.as_ref(), f.chat_template_file.as_ref())?
+                }
+                (inline, file) => chat_template(key, inline.as_ref(), file.as_ref())?,
+            },
+        };
         let threads = a.threads.or(m.and_then(|m| m.threads)).or(f.threads);
         let parallel = a.parallel.or(m.and_then(|m| m.parallel)).or(f.parallel);
         let ctx_size = a.ctx_size.or(m.and_then(|m| m.ctx_size)).or(f.ctx_size);
@@ -259,8 +280,42 @@ impl Layers<'_> {
             gpu_layers,
             main_gpu: m.and_then(|m| m.main_gpu).unwrap_or(0),
             max_queue: m.and_then(|m| m.max_queue).or(max_queue),
+            chat_template,
         })
     }
+}
+
+/// Reads and compiles a configured chat template, so a missing file or a syntax error stops
+/// start-up instead of failing the model's first request.
+fn chat_template(
+    key: &str,
+    inline: Option<&String>,
+    file: Option<&PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    let (source, what) = match (inline, file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}chat_template"),
+                reason: "set either chat_template or chat_template_file, not both".into(),
+            })
+        }
+        (Some(text), None) => (text.clone(), "chat_template"),
+        (None, Some(path)) => (
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                key: format!("{key}chat_template_file"),
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?,
+            "chat_template_file",
+        ),
+    };
+    lantern_engine::ChatTemplate::new(&source, String::new(), String::new()).map_err(|e| {
+        ConfigError::Invalid {
+            key: format!("{key}{what}"),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Some(source))
 }
 
 impl ServeConfig {
@@ -306,6 +361,12 @@ impl ServeConfig {
                 engine: layers.engine("", path, None, max_queue)?,
             });
         } else {
+            if args.chat_template.is_some() || args.chat_template_file.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "--chat-template-file".into(),
+                    reason: "applies to a single --model; with [[models]], set chat_template_file in each entry".into(),
+                });
+            }
             for (i, m) in file.models.iter().enumerate() {
                 let invalid = |reason: String| ConfigError::File {
                     path: args.config.clone().unwrap_or_default(),

@@ -183,3 +183,76 @@ fn rejects_bad_values() {
     .unwrap_err();
     assert!(err.to_string().contains("parallel"));
 }
+
+#[test]
+fn chat_templates_are_read_and_compiled_at_start_up() {
+    let template = write(
+        "t.jinja",
+        "{% for m in messages %}{{ m.content }}{% endfor %}",
+    );
+    let cfg = ServeConfig::resolve(ServeArgs {
+        chat_template_file: Some(template.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        cfg.models[0].engine.chat_template.as_deref(),
+        Some("{% for m in messages %}{{ m.content }}{% endfor %}")
+    );
+
+    let per_model = write(
+        "tm.toml",
+        &format!(
+            "[[models]]\nid = \"a\"\npath = \"a.gguf\"\nchat_template_file = \"{}\"\n[[models]]\nid = \"b\"\npath = \"b.gguf\"\nchat_template = \"{{{{ messages[0].content }}}}\"\n",
+            template.display()
+        ),
+    );
+    let cfg = resolve_file(&per_model).unwrap();
+    assert!(cfg.models[0].engine.chat_template.is_some());
+    assert_eq!(
+        cfg.models[1].engine.chat_template.as_deref(),
+        Some("{{ messages[0].content }}")
+    );
+
+    let err = ServeConfig::resolve(ServeArgs {
+        chat_template_file: Some("missing.jinja".into()),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("chat_template_file") && err.contains("missing.jinja"),
+        "{err}"
+    );
+
+    let err = ServeConfig::resolve(ServeArgs {
+        chat_template: Some("{% for m in messages %}".into()),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("chat_template") && err.contains("invalid Jinja"),
+        "{err}"
+    );
+
+    let both = write(
+        "both.toml",
+        "[[models]]\nid = \"a\"\npath = \"a.gguf\"\nchat_template = \"x\"\nchat_template_file = \"t.jinja\"\n",
+    );
+    let err = resolve_file(&both).unwrap_err().to_string();
+    assert!(
+        err.contains("models[0] (a).chat_template") && err.contains("not both"),
+        "{err}"
+    );
+
+    // The flag is for one --model; with [[models]] it would be ambiguous.
+    let err = ServeConfig::resolve(ServeArgs {
+        config: Some(per_model),
+        chat_template_file: Some(template),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("each entry"), "{err}");
+}

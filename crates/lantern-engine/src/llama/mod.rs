@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// Requests that may wait for a slot beyond the `parallel` running ones; more are refused
     /// with [`EngineError::QueueFull`]. `None`: unbounded.
     pub max_queue: Option<usize>,
+    /// Jinja chat template used instead of the GGUF's own (`tokenizer.chat_template`), for
+    /// models that ship none (base models) or a broken one.
+    pub chat_template: Option<String>,
 }
 
 impl EngineConfig {
@@ -60,6 +63,7 @@ impl EngineConfig {
             gpu_layers: 0,
             main_gpu: 0,
             max_queue: None,
+            chat_template: None,
         }
     }
 
@@ -130,7 +134,7 @@ impl LlamaEngine {
             config.gpu_layers,
             config.main_gpu,
         )?);
-        let template = Arc::new(chat_template_of(&model)?);
+        let template = Arc::new(chat_template_of(&model, config.chat_template.as_deref())?);
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -203,11 +207,18 @@ fn token_text(model: &LlamaModel, token: LlamaToken) -> String {
     String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
 }
 
-/// The GGUF's own Jinja template, or ChatML when it has none.
-fn chat_template_of(model: &LlamaModel) -> Result<ChatTemplate, EngineError> {
+/// The configured template, else the GGUF's own, else ChatML.
+fn chat_template_of(
+    model: &LlamaModel,
+    configured: Option<&str>,
+) -> Result<ChatTemplate, EngineError> {
     let vocab = model.vocab();
     let bos = token_text(model, vocab.bos());
     let eos = token_text(model, vocab.eos());
+    if let Some(source) = configured {
+        tracing::info!("using the configured chat template instead of the model's");
+        return ChatTemplate::new(source, bos, eos);
+    }
     match model.chat_template(None) {
         Ok(t) => {
             let source = t
