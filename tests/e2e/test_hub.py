@@ -106,3 +106,24 @@ def test_hub_download_failure_is_one_clear_line(hub, tmp_path):
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: downloading hf:{REPO}/missing.gguf failed"), last
+
+
+def test_hub_model_counts_against_max_memory_bytes_once_downloaded(hub, tmp_path):
+    """Before the download there is no header to size the model from; once loaded, its real
+    size counts and the idle local model makes room (each is about 300 MB; the limit 500 MB)."""
+    cfg = tmp_path / "lantern.toml"
+    cfg.write_text(f'model_cache_dir = "{tmp_path / "cache"}"\nmax_memory_bytes = 500000000\n'
+                   f'[cache]\nenabled = false\n'
+                   f'[[models]]\nid = "local"\npath = "{MODEL}"\nparallel = 1\nctx_size = 4096\n'
+                   f'[[models]]\nid = "hub-model"\nsource = "hf:{REPO}/{FILE}"\nload = "lazy"\n'
+                   f'parallel = 1\nctx_size = 4096\n')
+    s = Server("--config", str(cfg), tmp=tmp_path, env={"HF_ENDPOINT": hub, "HF_TOKEN": TOKEN})
+    try:
+        r = requests.post(s.base + "/v1/completions", json={
+            "model": "hub-model", "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0})
+        assert r.status_code == 200
+        got = {m["id"]: m["status"] for m in requests.get(s.base + "/v1/models").json()["data"]}
+        assert got == {"local": "unloaded", "hub-model": "loaded"}, got
+        assert "evicted least recently used model" in s.logs()
+    finally:
+        s.stop()

@@ -227,14 +227,15 @@ def test_replica_holding_the_prompt_prefix_gets_the_request(pair):
     assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 1
 
 
-def test_max_memory_bytes_counts_the_kv_cache_too(tmp_path):
-    # Each model: 98 MB of weights plus 4096 tokens x 23040 bytes of f16 KV (94 MB). Two
-    # models are 385 MB, over 300 MB, though their weights alone (197 MB) would fit.
+def test_max_memory_bytes_counts_kv_cache_and_compute_buffer(tmp_path):
+    # Each model: 98 MB of weights, 4096 tokens x 23040 bytes of f16 KV (94 MB), and a compute
+    # buffer for 512-token micro-batches, mostly 512 x 49152 f32 logits (110 MB): 303 MB. Two
+    # are 606 MB, over 500 MB, though their weights and KV caches alone (386 MB) would fit.
     models = "".join(
         f'[[models]]\nid = "{name}"\npath = "{MODEL}"\nload = "{load}"\nparallel = 1\nctx_size = 4096\n'
         for name, load in (("first", "eager"), ("second", "lazy")))
     cfg = tmp_path / "memory.toml"
-    cfg.write_text("max_memory_bytes = 300000000\n[cache]\nenabled = false\n" + models)
+    cfg.write_text("max_memory_bytes = 500000000\n[cache]\nenabled = false\n" + models)
     s = Server("--config", str(cfg), tmp=tmp_path)
     try:
         assert chat(s, "second").status_code == 200

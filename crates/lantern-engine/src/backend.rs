@@ -20,6 +20,8 @@ pub struct ModelInfo {
     pub parallel: u32,
     /// Unix seconds at load.
     pub created: u64,
+    /// Estimated bytes held while loaded: the weights plus every replica's buffers.
+    pub memory_bytes: u64,
 }
 
 /// Something that generates text for requests.

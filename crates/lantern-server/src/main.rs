@@ -176,9 +176,8 @@ fn model_entry(m: &ModelConfig, count_memory: bool) -> ModelEntry {
     entry.eager = m.load == LoadPolicy::Eager;
     entry.idle_unload_secs = m.idle_unload_secs;
     if count_memory {
-        // Weights plus each replica's KV cache, from the GGUF metadata (a Hub model not yet
-        // downloaded counts as 0).
-        entry.memory_bytes = estimate_memory(&m.engine, m.replicas);
+        // From the GGUF header; a Hub model not yet downloaded counts as 0 until it is loaded.
+        entry.set_memory_bytes(estimate_memory(&m.engine, m.replicas));
     }
     entry
 }

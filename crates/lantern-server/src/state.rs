@@ -31,8 +31,8 @@ pub struct ModelEntry {
     pub eager: bool,
     /// Unload after this many idle seconds (0: never).
     pub idle_unload_secs: u64,
-    /// Estimated memory while loaded, for `max_memory_bytes`.
-    pub memory_bytes: u64,
+    /// Estimated memory while loaded, for `max_memory_bytes`; corrected by the loaded backend.
+    memory_bytes: AtomicU64,
     loader: Option<Loader>,
     phase: Mutex<Phase>,
     last_used: AtomicU64,
@@ -55,7 +55,7 @@ impl ModelEntry {
             owned_by: "lantern".into(),
             eager: true,
             idle_unload_secs: 0,
-            memory_bytes: 0,
+            memory_bytes: AtomicU64::new(0),
             loader: None,
             phase: Mutex::new(Phase::Unloaded),
             last_used: AtomicU64::new(now_millis()),
@@ -65,6 +65,15 @@ impl ModelEntry {
     pub fn with_loader(mut self, loader: Loader) -> Self {
         self.loader = Some(loader);
         self
+    }
+
+    /// Estimated memory while loaded.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn set_memory_bytes(&self, bytes: u64) {
+        self.memory_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn set_ready(&self, backend: Arc<dyn Backend>) {
@@ -194,6 +203,16 @@ impl AppState {
         if (max_loaded_models.is_none() && max_memory_bytes.is_none()) || incoming.is_resident() {
             return;
         }
+        self.evict_until_fits(incoming);
+    }
+
+    /// Unloads least recently used idle models other than `incoming` until the resident ones
+    /// and `incoming` fit the limits, or only busy ones are left.
+    fn evict_until_fits(&self, incoming: &ModelEntry) {
+        let ResidencyLimits {
+            max_loaded_models,
+            max_memory_bytes,
+        } = self.limits;
         let _guard = self.evicting.lock().expect("eviction lock");
         loop {
             let resident: Vec<&ModelEntry> = self
@@ -201,10 +220,10 @@ impl AppState {
                 .iter()
                 .filter(|m| m.is_resident() && !std::ptr::eq(*m, incoming))
                 .collect();
-            let memory: u64 = resident.iter().map(|m| m.memory_bytes).sum();
+            let memory: u64 = resident.iter().map(|m| m.memory_bytes()).sum();
             let over_count = max_loaded_models.is_some_and(|max| resident.len() + 1 > max);
             let over_memory =
-                max_memory_bytes.is_some_and(|max| memory + incoming.memory_bytes > max);
+                max_memory_bytes.is_some_and(|max| memory + incoming.memory_bytes() > max);
             if !over_count && !over_memory {
                 return;
             }
@@ -238,7 +257,15 @@ impl AppState {
     /// The backend serving `entry`, loading it (within the limits) if it is not loaded.
     pub async fn backend(&self, entry: &ModelEntry) -> Result<Arc<dyn Backend>, ApiError> {
         self.make_room(entry);
-        entry.get_or_load().await
+        let backend = entry.get_or_load().await?;
+        // The start-up estimate can be wrong (a Hub model is sized only once downloaded): the
+        // loaded backend's own figure replaces it, and others make room if it no longer fits.
+        let actual = backend.info().memory_bytes;
+        if self.limits.max_memory_bytes.is_some() && entry.memory_bytes() != actual {
+            entry.set_memory_bytes(actual);
+            self.evict_until_fits(entry);
+        }
+        Ok(backend)
     }
 
     /// Healthy once every eager model is loaded.
@@ -249,3 +276,7 @@ impl AppState {
             .all(|m| m.loaded().is_some())
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

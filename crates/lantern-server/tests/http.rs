@@ -68,6 +68,7 @@ fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
                 n_ctx_per_seq: 128,
                 parallel: 1,
                 created: 1_700_000_000,
+                memory_bytes: 0,
             },
             events,
             panic,

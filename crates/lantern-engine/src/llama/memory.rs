@@ -1,93 +1,216 @@
-//! Memory a model will need once loaded, estimated from its GGUF metadata without loading it:
-//! the weights (the file) plus each replica's KV cache (f16 keys and values for `ctx_size`
-//! tokens in every layer).
+//! Memory a model will need once loaded, estimated from its GGUF header without loading it,
+//! following llama.cpp's own allocations: the weights (the file), and per replica an f16 KV
+//! cache for `ctx_size` tokens in every layer, the compute buffer sized for a full micro-batch
+//! (dominated by its `n_ubatch x n_vocab` logits), and the per-sequence output buffer.
 
+use std::ffi::{CStr, CString};
 use std::path::Path;
+use std::ptr::NonNull;
 
-use llama_cpp_2::gguf::GgufContext;
+use llama_cpp_sys_2 as sys;
 
 use super::EngineConfig;
 
-/// `GGUF_TYPE_UINT32` in the GGUF specification.
-const GGUF_TYPE_UINT32: u32 = 4;
 /// f16 KV cache, llama.cpp's default.
 const KV_BYTES_PER_VALUE: u64 = 2;
+const F32_BYTES: u64 = 4;
+/// Activations per micro-batch token besides the logits, in units of the feed-forward width;
+/// fitted to llama.cpp's reported compute buffers (SmolLM2-135M and Gemma 3 270M within 1%).
+const ACTIVATIONS_PER_FF: u64 = 3;
 
-/// Shape of the attention, as far as the KV cache is concerned.
+/// A GGUF header, read by ggml's own parser (no tensor data is loaded).
+struct Header(NonNull<sys::gguf_context>);
+
+impl Header {
+    fn open(path: &Path) -> Option<Header> {
+        let path = CString::new(path.to_str()?).ok()?;
+        let params = sys::gguf_init_params {
+            no_alloc: true,
+            ctx: std::ptr::null_mut(),
+        };
+        // SAFETY: a valid C string and params; a null result (unreadable file) is handled.
+        NonNull::new(unsafe { sys::gguf_init_from_file(path.as_ptr(), params) }).map(Header)
+    }
+
+    /// The key's index when its value has type `ty` (ggml aborts on a getter of the wrong type).
+    fn find(&self, key: &str, ty: sys::gguf_type) -> Option<i64> {
+        let key = CString::new(key).ok()?;
+        // SAFETY: the context is live for `self`'s lifetime; indices come from ggml itself.
+        unsafe {
+            let idx = sys::gguf_find_key(self.0.as_ptr(), key.as_ptr());
+            (idx >= 0 && sys::gguf_get_kv_type(self.0.as_ptr(), idx) == ty).then_some(idx)
+        }
+    }
+
+    fn u32(&self, key: &str) -> Option<u64> {
+        let idx = self.find(key, sys::GGUF_TYPE_UINT32)?;
+        // SAFETY: `idx` holds a u32.
+        Some(u64::from(unsafe {
+            sys::gguf_get_val_u32(self.0.as_ptr(), idx)
+        }))
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        let idx = self.find(key, sys::GGUF_TYPE_STRING)?;
+        // SAFETY: `idx` holds a string, NUL-terminated by ggml and owned by the context.
+        let s = unsafe { CStr::from_ptr(sys::gguf_get_val_str(self.0.as_ptr(), idx)) };
+        Some(s.to_string_lossy().into_owned())
+    }
+
+    fn array_len(&self, key: &str) -> Option<u64> {
+        let idx = self.find(key, sys::GGUF_TYPE_ARRAY)?;
+        // SAFETY: `idx` holds an array.
+        Some(unsafe { sys::gguf_get_arr_n(self.0.as_ptr(), idx) } as u64)
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        // SAFETY: created by gguf_init_from_file, freed once.
+        unsafe { sys::gguf_free(self.0.as_ptr()) }
+    }
+}
+
+/// The dimensions the estimate needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KvShape {
+pub(crate) struct Dims {
     pub n_layer: u64,
     pub n_head_kv: u64,
     pub key_length: u64,
     pub value_length: u64,
+    pub n_vocab: u64,
+    pub n_ff: u64,
 }
 
-impl KvShape {
-    pub fn bytes_per_token(&self) -> u64 {
+impl Dims {
+    fn read(path: &Path) -> Option<Dims> {
+        let gguf = Header::open(path)?;
+        let arch = gguf.string("general.architecture")?;
+        let of = |key: &str| gguf.u32(&format!("{arch}.{key}"));
+        let n_embd = of("embedding_length")?;
+        let n_head = of("attention.head_count")?.max(1);
+        let head_dim = n_embd / n_head;
+        Some(Dims {
+            n_layer: of("block_count")?,
+            n_head_kv: of("attention.head_count_kv").unwrap_or(n_head),
+            key_length: of("attention.key_length").unwrap_or(head_dim),
+            value_length: of("attention.value_length").unwrap_or(head_dim),
+            n_vocab: of("vocab_size")
+                .or_else(|| gguf.array_len("tokenizer.ggml.tokens"))
+                .unwrap_or(0),
+            // Per-layer widths (an array) are rare; 4 x n_embd is the usual ratio.
+            n_ff: of("feed_forward_length").unwrap_or(4 * n_embd),
+        })
+    }
+
+    pub fn kv_bytes_per_token(&self) -> u64 {
         self.n_layer * self.n_head_kv * (self.key_length + self.value_length) * KV_BYTES_PER_VALUE
     }
 
-    fn read(path: &Path) -> Option<KvShape> {
-        let gguf = GgufContext::from_file(path)?;
-        let arch_idx = gguf.find_key("general.architecture");
-        let arch = (arch_idx >= 0)
-            .then(|| gguf.val_str(arch_idx))
-            .flatten()?
-            .to_string();
-        // Read a u32 only when it is one: ggml aborts on a getter of the wrong type.
-        let u32_of = |key: &str| {
-            let idx = gguf.find_key(&format!("{arch}.{key}"));
-            (idx >= 0 && gguf.kv_type(idx) as u32 == GGUF_TYPE_UINT32)
-                .then(|| u64::from(gguf.val_u32(idx)))
-        };
-        let n_layer = u32_of("block_count")?;
-        let n_embd = u32_of("embedding_length")?;
-        let n_head = u32_of("attention.head_count")?.max(1);
-        let n_head_kv = u32_of("attention.head_count_kv").unwrap_or(n_head);
-        let head_dim = n_embd / n_head;
-        Some(KvShape {
-            n_layer,
-            n_head_kv,
-            key_length: u32_of("attention.key_length").unwrap_or(head_dim),
-            value_length: u32_of("attention.value_length").unwrap_or(head_dim),
-        })
+    /// One context's buffers: KV cache, compute buffer and output buffer.
+    pub fn context_bytes(&self, ctx_size: u32, n_ubatch: u32, parallel: u32) -> u64 {
+        let kv = self.kv_bytes_per_token() * u64::from(ctx_size);
+        let compute =
+            u64::from(n_ubatch) * (self.n_vocab + ACTIVATIONS_PER_FF * self.n_ff) * F32_BYTES;
+        let output = u64::from(parallel) * self.n_vocab * F32_BYTES;
+        kv + compute + output
     }
 }
 
-/// Bytes `replicas` workers of this model will hold: weights once, a KV cache per replica.
-/// Falls back to the file size alone when the metadata cannot be read.
+/// Bytes `replicas` workers of this model will hold: the weights once, and each replica's
+/// context buffers. Falls back to the file size alone when the header cannot be read.
 pub fn estimate_memory(config: &EngineConfig, replicas: u32) -> u64 {
     let weights = std::fs::metadata(&config.model_path)
         .map(|m| m.len())
         .unwrap_or(0);
-    let kv = KvShape::read(&config.model_path)
-        .map(|shape| shape.bytes_per_token() * u64::from(config.ctx_size) * u64::from(replicas))
+    let contexts = Dims::read(&config.model_path)
+        .map(|dims| {
+            dims.context_bytes(config.ctx_size, config.ubatch_tokens(), config.parallel)
+                * u64::from(replicas)
+        })
         .unwrap_or(0);
-    weights + kv
+    weights + contexts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn kv_bytes_per_token_of_a_grouped_query_model() {
-        // SmolLM2-135M: 30 layers, 3 KV heads of 64 dimensions, f16 K and V.
-        let shape = KvShape {
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    fn smollm2() -> Dims {
+        // SmolLM2-135M: 30 layers, 3 KV heads of 64 dimensions, 49152 tokens, n_ff 1536.
+        Dims {
             n_layer: 30,
             n_head_kv: 3,
             key_length: 64,
             value_length: 64,
-        };
-        assert_eq!(shape.bytes_per_token(), 23_040);
+            n_vocab: 49152,
+            n_ff: 1536,
+        }
+    }
+
+    fn gemma3() -> Dims {
+        Dims {
+            n_layer: 18,
+            n_head_kv: 1,
+            key_length: 256,
+            value_length: 256,
+            n_vocab: 262_144,
+            n_ff: 2048,
+        }
     }
 
     #[test]
-    fn unreadable_metadata_falls_back_to_the_file_size() {
+    fn kv_bytes_per_token_of_a_grouped_query_model() {
+        assert_eq!(smollm2().kv_bytes_per_token(), 23_040);
+    }
+
+    /// llama.cpp's own log for SmolLM2-135M at ctx 8192, 4 sequences, n_ubatch 512:
+    /// KV 180.00 MiB, compute 104.77 MiB, output 0.75 MiB; and for Gemma 3 270M (18 layers,
+    /// 1 KV head of 256, 262144 tokens, n_ff 2048): KV 144.00, compute 523.53, output 4.00.
+    #[test]
+    fn context_bytes_match_what_llama_cpp_allocates() {
+        let smol = smollm2().context_bytes(8192, 512, 4) as f64 / MIB;
+        assert!(
+            (smol - (180.0 + 104.77 + 0.75)).abs() < 0.01 * smol,
+            "{smol}"
+        );
+        let gemma = gemma3().context_bytes(8192, 512, 4) as f64 / MIB;
+        assert!(
+            (gemma - (144.0 + 523.53 + 4.0)).abs() < 0.01 * gemma,
+            "{gemma}"
+        );
+    }
+
+    #[test]
+    fn unreadable_header_falls_back_to_the_file_size() {
         let path = std::env::temp_dir().join(format!("lantern-mem-{}.gguf", std::process::id()));
         std::fs::write(&path, b"not a gguf").unwrap();
         let estimate = estimate_memory(&EngineConfig::new(&path), 2);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(estimate, 10);
+    }
+
+    /// The real models, when present (`make test` fetches both): the headers yield the
+    /// dimensions above. Gemma's GGUF has no `vocab_size`, so its tokens array is counted.
+    #[test]
+    fn reads_the_dimensions_of_the_real_models() {
+        for (file, dims) in [
+            ("SmolLM2-135M-Instruct.Q4_1.gguf", smollm2()),
+            ("gemma-3-270m-Q4_K_M.gguf", gemma3()),
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models")
+                .join(file);
+            if !path.exists() {
+                eprintln!(
+                    "skipped: {} is absent (make model model-gemma3)",
+                    path.display()
+                );
+                continue;
+            }
+            assert_eq!(Dims::read(&path), Some(dims), "{file}");
+        }
     }
 }

@@ -71,6 +71,12 @@ impl EngineConfig {
     fn batch_tokens(&self) -> usize {
         self.batch_size.max(self.parallel) as usize
     }
+
+    /// llama.cpp's micro-batch (`n_ubatch`): larger batches are computed in pieces this big,
+    /// and the compute buffer is sized for it.
+    fn ubatch_tokens(&self) -> u32 {
+        self.batch_tokens().min(512) as u32
+    }
 }
 
 /// Physical cores: llama.cpp's throughput drops sharply when threads exceed them.
@@ -170,6 +176,7 @@ impl LlamaEngine {
                 n_ctx_per_seq,
                 parallel: config.parallel,
                 created,
+                memory_bytes: estimate_memory(&config, workers.len() as u32),
             },
             model,
             template,

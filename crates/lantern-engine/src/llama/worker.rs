@@ -41,7 +41,7 @@ fn run(
         .with_n_ctx(NonZeroU32::new(config.ctx_size))
         .with_n_seq_max(config.parallel)
         .with_n_batch(batch_tokens as u32)
-        .with_n_ubatch(batch_tokens.min(512) as u32)
+        .with_n_ubatch(config.ubatch_tokens())
         .with_n_threads(config.threads as i32)
         .with_n_threads_batch(config.threads as i32);
     let backend = match super::load::backend() {
