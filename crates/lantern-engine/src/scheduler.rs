@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -57,6 +58,8 @@ pub(crate) struct Job {
     pub ignore_eos: bool,
     pub events: UnboundedSender<Event>,
     pub outstanding: Option<Outstanding>,
+    /// When the request was handed to the worker, for the timings logged at its end.
+    pub received: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +92,9 @@ struct Active<S> {
     chunk: usize,
     in_batch: bool,
     admitted: u64,
+    received: Instant,
+    started: Instant,
+    first_token: Option<Instant>,
     utf8: Utf8Stream,
     stop: StopMatcher,
     events: UnboundedSender<Event>,
@@ -233,6 +239,9 @@ impl<R: Runtime> Scheduler<R> {
                 chunk: 0,
                 in_batch: false,
                 admitted: self.admissions,
+                received: job.received,
+                started: Instant::now(),
+                first_token: None,
                 utf8: Utf8Stream::default(),
                 stop: StopMatcher::new(job.stop),
                 events: job.events,
@@ -344,6 +353,9 @@ impl<R: Runtime> Scheduler<R> {
             let Some(idx) = a.logits_at else { continue };
             let token = self.rt.sample(&mut a.sampler, idx);
             a.generated += 1;
+            if a.first_token.is_none() {
+                a.first_token = Some(Instant::now());
+            }
             if !a.ignore_eos && self.rt.is_eog(token) {
                 self.finish(seq, FinishReason::Stop, true);
                 continue;
@@ -387,6 +399,7 @@ impl<R: Runtime> Scheduler<R> {
             completion_tokens: a.generated,
             cached_tokens: a.cached as u32,
         };
+        log_timings(seq, a, reason);
         let _ = a.events.send(Event::Done {
             finish_reason: reason,
             usage,
@@ -414,6 +427,25 @@ impl<R: Runtime> Scheduler<R> {
         self.last_used[seq] = self.admissions;
         self.publish(seq, Some(&self.kv[seq]));
     }
+}
+
+/// One line per finished request, like llama-server's per-task timings: where its time went.
+fn log_timings<S>(seq: usize, a: &Active<S>, reason: FinishReason) {
+    let now = Instant::now();
+    let first = a.first_token.unwrap_or(now);
+    let decode_secs = now.duration_since(first).as_secs_f64();
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round();
+    tracing::debug!(
+        seq,
+        prompt_tokens = a.prompt.len(),
+        cached_tokens = a.cached,
+        completion_tokens = a.generated,
+        queued_ms = ms(a.started.duration_since(a.received)),
+        prefill_ms = ms(first.duration_since(a.started)),
+        decode_tok_s = ((a.generated.saturating_sub(1)) as f64 / decode_secs.max(1e-9)).round(),
+        ?reason,
+        "request finished"
+    );
 }
 
 #[cfg(test)]

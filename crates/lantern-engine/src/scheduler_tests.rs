@@ -74,6 +74,7 @@ fn job(tokens: Vec<i32>, max_tokens: u32, stop: &[&str]) -> (Job, UnboundedRecei
         ignore_eos: false,
         events: tx,
         outstanding: None,
+        received: std::time::Instant::now(),
     };
     (job, rx)
 }

@@ -343,6 +343,7 @@ impl Backend for LlamaEngine {
             ignore_eos: request.ignore_eos,
             events: tx,
             outstanding: Some(outstanding),
+            received: std::time::Instant::now(),
         };
         worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(rx)
