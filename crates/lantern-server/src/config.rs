@@ -382,15 +382,26 @@ impl ServeConfig {
                 };
                 let id = m.id.clone().unwrap_or_else(|| model_id_from_path(&path));
                 let key = format!("models[{i}] ({id}).");
+                // An entry's settings are in the file: say which file.
+                let in_file = |e: ConfigError| match e {
+                    ConfigError::Invalid { key, reason } => ConfigError::File {
+                        path: args.config.clone().unwrap_or_default(),
+                        reason: format!("{key}: {reason}"),
+                    },
+                    other => other,
+                };
                 models.push(ModelConfig {
                     source,
                     cache_dir: cache_dir.clone(),
-                    replicas: at_least(format!("{key}replicas"), m.replicas.unwrap_or(1), 1)?,
+                    replicas: at_least(format!("{key}replicas"), m.replicas.unwrap_or(1), 1)
+                        .map_err(in_file)?,
                     aliases: m.aliases.clone(),
                     load: m.load,
                     idle_unload_secs: m.idle_unload_secs,
                     default_model: false,
-                    engine: layers.engine(&key, path, Some(m), max_queue)?,
+                    engine: layers
+                        .engine(&key, path, Some(m), max_queue)
+                        .map_err(in_file)?,
                     id,
                 });
             }

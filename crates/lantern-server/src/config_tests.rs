@@ -241,8 +241,11 @@ fn chat_templates_are_read_and_compiled_at_start_up() {
         "[[models]]\nid = \"a\"\npath = \"a.gguf\"\nchat_template = \"x\"\nchat_template_file = \"t.jinja\"\n",
     );
     let err = resolve_file(&both).unwrap_err().to_string();
+    // File, key and reason on one line.
     assert!(
-        err.contains("models[0] (a).chat_template") && err.contains("not both"),
+        err.contains(&*both.to_string_lossy())
+            && err.contains("models[0] (a).chat_template")
+            && err.contains("not both"),
         "{err}"
     );
 
