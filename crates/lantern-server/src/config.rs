@@ -256,7 +256,7 @@ impl Layers<'_> {
         if gpu_layers > 0 && !cfg!(feature = "cuda") {
             return Err(ConfigError::Invalid {
                 key: format!("{key}gpu_layers"),
-                reason: "this lantern is a CPU-only build; rebuild with `cargo build --release --features cuda` to offload layers to a GPU, or set gpu_layers = 0".into(),
+                reason: "this lantern is a CPU-only build; rebuild with `cargo build --release -p lantern-server --features cuda` (needs the CUDA toolkit) to offload layers to a GPU, or set gpu_layers = 0".into(),
             });
         }
         Ok(EngineConfig {

@@ -9,6 +9,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 
+use super::gpu;
 use crate::EngineError;
 
 /// llama.cpp may be initialised once per process.
@@ -59,6 +60,17 @@ pub(crate) fn load_model(
 ) -> Result<LlamaModel, EngineError> {
     check_model_file(path)?;
     let backend = backend()?;
+    let placement = gpu::place(&gpu::gpus(), gpu_layers, main_gpu).map_err(|reason| {
+        EngineError::ModelLoad {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })?;
+    gpu::log(&placement);
+    let gpu_layers = match placement {
+        gpu::Placement::Offload { gpu_layers, .. } => gpu_layers,
+        gpu::Placement::Cpu | gpu::Placement::NoGpu => 0,
+    };
     let shown = path.display().to_string();
     let mut next_report = 0.0f32;
     let params = LlamaModelParams::default()

@@ -1,6 +1,7 @@
 //! The llama.cpp-backed [`Backend`]: loads a GGUF model, starts its inference thread, and
 //! prepares prompts (chat template, tokenization) on the blocking thread pool.
 
+mod gpu;
 mod load;
 mod memory;
 pub use load::check_model_file;
