@@ -164,10 +164,12 @@ impl LlamaEngine {
                 idle_prefixes,
             });
         }
+        let memory_bytes = estimate_memory(&config, workers.len() as u32);
         tracing::info!(
             model = %config.model_path.display(),
             params = model.n_params(),
             replicas = workers.len(),
+            memory_mib = memory_bytes >> 20,
             seconds = format!("{:.1}", started.elapsed().as_secs_f32()),
             "model loaded"
         );
@@ -177,7 +179,7 @@ impl LlamaEngine {
                 n_ctx_per_seq,
                 parallel: config.parallel,
                 created,
-                memory_bytes: estimate_memory(&config, workers.len() as u32),
+                memory_bytes,
             },
             model,
             template,
