@@ -226,16 +226,16 @@ impl Layers<'_> {
         max_queue: Option<usize>,
     ) -> Result<EngineConfig, ConfigError> {
         let (a, f) = (self.args, self.file);
-        // A model entry's template is its own; the flags and flat keys are for a single model.
-        let chat_template = match m {
-            Some(m) => chat_template(key, m.chat_template.as_ref(), m.chat_template_file.as_ref())?,
-            None => match (&a.chat_template, &a.chat_template_file) {
-                (None, None) => {
-                    chat_template(key, f.chat_template.as_ref(), f.chat_template_file.as_ref())?
-                }
-                (inline, file) => chat_template(key, inline.as_ref(), file.as_ref())?,
-            },
+        // A model entry's template is its own; the flags, else the flat keys, are for a single
+        // model. The inline and file forms override as a pair.
+        let (inline, file) = match m {
+            Some(m) => (&m.chat_template, &m.chat_template_file),
+            None if a.chat_template.is_some() || a.chat_template_file.is_some() => {
+                (&a.chat_template, &a.chat_template_file)
+            }
+            None => (&f.chat_template, &f.chat_template_file),
         };
+        let chat_template = chat_template(key, inline.as_ref(), file.as_ref())?;
         let threads = a.threads.or(m.and_then(|m| m.threads)).or(f.threads);
         let parallel = a.parallel.or(m.and_then(|m| m.parallel)).or(f.parallel);
         let ctx_size = a.ctx_size.or(m.and_then(|m| m.ctx_size)).or(f.ctx_size);
