@@ -10,7 +10,7 @@ ARGS ?=
 URL ?= http://127.0.0.1:8080/v1
 BENCH_ARGS ?=
 
-.PHONY: all deps model model-gemma3 build serve test unit e2e bench lint fmt openapi clean
+.PHONY: all deps model model-gemma3 build build-vulkan serve test unit e2e bench lint fmt openapi clean
 
 all: build
 
@@ -27,6 +27,11 @@ model-gemma3:
 build: deps
 	cargo build --release --workspace
 
+# The GPU code path on any Vulkan device (Mesa's llvmpipe where there is no GPU), for the e2e
+# tests; into target/vulkan, beside the CPU-only build.
+build-vulkan: deps
+	@bash scripts/build-vulkan.sh
+
 serve: model build
 	$(LANTERN) serve --host $(HOST) --port $(PORT) $(ARGS)
 
@@ -40,7 +45,7 @@ $(VENV)/.installed: tests/requirements.txt
 unit: deps model model-gemma3
 	cargo test --release --workspace
 
-e2e: model model-gemma3 build $(VENV)/.installed
+e2e: model model-gemma3 build build-vulkan $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/e2e -v
 
 test: unit e2e

@@ -30,13 +30,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, *args: str, tmp: Path, env: dict | None = None):
+    def __init__(self, *args: str, tmp: Path, env: dict | None = None, binary: Path = BINARY):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"lantern-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--port", str(self.port), "--threads", "2", *args],
+            [str(binary), "serve", "--port", str(self.port), "--threads", "2", *args],
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,

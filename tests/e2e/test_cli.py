@@ -64,3 +64,11 @@ def test_openapi_subcommand_prints_spec():
     r = subprocess.run([str(BINARY), "openapi"], capture_output=True, text=True, check=True)
     assert r.stdout.startswith("openapi: 3.1.0")
     assert "/v1/chat/completions" in r.stdout
+
+
+def test_gpu_layers_on_a_cpu_only_build(tmp_path):
+    r = serve("--model", str(MODEL), "--gpu-layers", "all", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "gpu_layers" in last_line(r) and "--features vulkan" in last_line(r)
+    r = serve("--gpu-layers", "most", cwd=tmp_path)
+    assert r.returncode == 2 and "expected a number of layers or `all`" in r.stderr

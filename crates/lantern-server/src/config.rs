@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// Most tokens decoded per step, generation plus prompt chunks [default: 512]
     #[arg(long, short = 'b')]
     pub batch_size: Option<u32>,
+    /// Model layers to offload to the GPU: a number, or `all` (needs a `cuda` or `vulkan`
+    /// build) [default: 0, CPU only]
+    #[arg(long, visible_alias = "n-gpu-layers", value_name = "N|all", value_parser = parse_gpu_layers)]
+    pub gpu_layers: Option<u32>,
+    /// GPU that holds the model, by its index in the list llama.cpp logs [default: 0]
+    #[arg(long, value_name = "INDEX")]
+    pub main_gpu: Option<i32>,
     /// Jinja chat template file, used instead of the model's own (e.g. for a base model that
     /// ships none) [default: the GGUF's tokenizer.chat_template, else ChatML]
     #[arg(long, value_name = "FILE", conflicts_with = "chat_template")]
@@ -70,6 +77,8 @@ struct FileConfig {
     parallel: Option<u32>,
     ctx_size: Option<u32>,
     batch_size: Option<u32>,
+    gpu_layers: Option<GpuLayers>,
+    main_gpu: Option<i32>,
     chat_template: Option<String>,
     chat_template_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
@@ -95,6 +104,26 @@ enum GpuLayers {
 #[serde(rename_all = "lowercase")]
 enum AllLayers {
     All,
+}
+
+impl GpuLayers {
+    /// The count llama.cpp takes: `all` is any number at least the model's layer count.
+    fn count(self) -> u32 {
+        match self {
+            GpuLayers::Count(n) => n,
+            GpuLayers::All(_) => u32::MAX,
+        }
+    }
+}
+
+/// `--gpu-layers N|all`.
+fn parse_gpu_layers(value: &str) -> Result<u32, String> {
+    if value.eq_ignore_ascii_case("all") {
+        return Ok(u32::MAX);
+    }
+    value
+        .parse()
+        .map_err(|_| format!("expected a number of layers or `all`, got `{value}`"))
 }
 
 /// When a model is loaded.
@@ -248,15 +277,15 @@ impl Layers<'_> {
             parallel.unwrap_or(DEFAULT_PARALLEL),
             1,
         )?;
-        let gpu_layers = match m.and_then(|m| m.gpu_layers) {
-            None => 0,
-            Some(GpuLayers::Count(n)) => n,
-            Some(GpuLayers::All(_)) => u32::MAX,
-        };
-        if gpu_layers > 0 && !cfg!(feature = "cuda") {
+        let gpu_layers = a
+            .gpu_layers
+            .or(m.and_then(|m| m.gpu_layers).map(GpuLayers::count))
+            .or(f.gpu_layers.map(GpuLayers::count))
+            .unwrap_or(0);
+        if gpu_layers > 0 && !cfg!(any(feature = "cuda", feature = "vulkan")) {
             return Err(ConfigError::Invalid {
                 key: format!("{key}gpu_layers"),
-                reason: "this lantern is a CPU-only build; rebuild with `cargo build --release -p lantern-server --features cuda` (needs the CUDA toolkit) to offload layers to a GPU, or set gpu_layers = 0".into(),
+                reason: "this lantern is a CPU-only build; rebuild with `cargo build --release -p lantern-server --features cuda` (NVIDIA, needs the CUDA toolkit) or `--features vulkan` (any Vulkan GPU, needs glslc and the Vulkan headers) to offload layers to a GPU, or set gpu_layers = 0".into(),
             });
         }
         Ok(EngineConfig {
@@ -278,7 +307,11 @@ impl Layers<'_> {
                 1,
             )?,
             gpu_layers,
-            main_gpu: m.and_then(|m| m.main_gpu).unwrap_or(0),
+            main_gpu: a
+                .main_gpu
+                .or(m.and_then(|m| m.main_gpu))
+                .or(f.main_gpu)
+                .unwrap_or(0),
             max_queue: m.and_then(|m| m.max_queue).or(max_queue),
             chat_template,
         })

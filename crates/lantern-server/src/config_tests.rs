@@ -157,21 +157,59 @@ fn hub_sources() {
 }
 
 #[test]
-fn gpu_layers_need_a_cuda_build() {
+fn gpu_layers_need_a_gpu_build() {
     let path = write(
         "gpu.toml",
         "[[models]]\npath = \"x.gguf\"\ngpu_layers = \"all\"\n",
     );
     let result = resolve_file(&path);
-    if cfg!(feature = "cuda") {
+    if cfg!(any(feature = "cuda", feature = "vulkan")) {
         assert_eq!(result.unwrap().models[0].engine.gpu_layers, u32::MAX);
     } else {
         let err = result.unwrap_err().to_string();
         assert!(
-            err.contains("gpu_layers") && err.contains("--features cuda"),
+            err.contains("gpu_layers")
+                && err.contains("--features cuda")
+                && err.contains("--features vulkan"),
             "{err}"
         );
     }
+}
+
+#[test]
+fn gpu_flags_override_the_file() {
+    let path = write("gpu-flat.toml", "gpu_layers = \"all\"\nmain_gpu = 2\n");
+    let resolve = |gpu_layers, main_gpu| {
+        ServeConfig::resolve(ServeArgs {
+            config: Some(path.clone()),
+            gpu_layers,
+            main_gpu,
+            ..Default::default()
+        })
+    };
+    // --gpu-layers 0 runs on the CPU whatever the file says, in any build.
+    let engine = resolve(Some(0), None).unwrap().models[0].engine.clone();
+    assert_eq!((engine.gpu_layers, engine.main_gpu), (0, 2));
+    let engine = resolve(Some(0), Some(1)).unwrap().models[0].engine.clone();
+    assert_eq!(engine.main_gpu, 1);
+    if cfg!(any(feature = "cuda", feature = "vulkan")) {
+        let engine = resolve(None, None).unwrap().models[0].engine.clone();
+        assert_eq!(engine.gpu_layers, u32::MAX);
+        let engine = resolve(Some(7), None).unwrap().models[0].engine.clone();
+        assert_eq!(engine.gpu_layers, 7);
+    } else {
+        let err = resolve(None, None).unwrap_err().to_string();
+        assert!(err.contains("gpu_layers"), "{err}");
+    }
+}
+
+#[test]
+fn gpu_layers_flag_takes_a_count_or_all() {
+    assert_eq!(parse_gpu_layers("all"), Ok(u32::MAX));
+    assert_eq!(parse_gpu_layers("ALL"), Ok(u32::MAX));
+    assert_eq!(parse_gpu_layers("12"), Ok(12));
+    let err = parse_gpu_layers("most").unwrap_err();
+    assert!(err.contains("`all`") && err.contains("most"), "{err}");
 }
 
 #[test]

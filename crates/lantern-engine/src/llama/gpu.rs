@@ -144,7 +144,7 @@ mod tests {
 
     /// This build on this machine: a CPU-only build lists no GPU.
     #[test]
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
     fn a_cpu_only_build_lists_no_gpu() {
         crate::llama::load::backend().unwrap();
         assert!(gpus().is_empty());
