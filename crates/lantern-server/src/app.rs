@@ -2,16 +2,18 @@
 //! envelopes for unknown URLs and wrong methods.
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tracing::{Level, Span};
 
 use crate::error::ApiError;
 use crate::openapi;
@@ -36,9 +38,22 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(log_failure),
         )
         .with_state(state)
+}
+
+/// A 503 is the server saying "not now": a model still loading, or a load that failed, whose
+/// error response logs the reason itself. Health probes during a load would otherwise fill the
+/// log with errors; the response line still records each 503.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
+    if !matches!(
+        class,
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE)
+    ) {
+        tracing::error!(classification = %class, latency_ms = latency.as_millis() as u64, "response failed");
+    }
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
