@@ -9,12 +9,16 @@ in its own queue thread, when three or more sequences share a batch."""
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from conftest import MODEL_ID, ROOT, Server
 
-GPU_BINARY = ROOT / "target" / "vulkan" / "release" / "lantern"
+# Another GPU build can be tested the same way, e.g. a CUDA one:
+# LANTERN_GPU_BINARY=target/release/lantern LANTERN_GPU_DEVICE=CUDA0 pytest tests/e2e/test_gpu.py
+GPU_BINARY = Path(os.environ.get("LANTERN_GPU_BINARY", ROOT / "target" / "vulkan" / "release" / "lantern"))
+DEVICE = os.environ.get("LANTERN_GPU_DEVICE", "Vulkan0")
 # ggml lists only real GPUs unless told which devices to use; 0 is the first, llvmpipe here.
 ENV = {"GGML_VK_VISIBLE_DEVICES": "0", "RUST_LOG": "info,llama-cpp-2=info"}
 ONE_SLOT = ("--parallel", "1", "--ctx-size", "2048")
@@ -36,11 +40,11 @@ def answer(client, messages, **kw):
 
 def test_every_layer_and_the_kv_cache_are_on_the_gpu(gpu_server):
     logs = gpu_server.logs()
-    assert re.search(r"offloading layers to the GPU gpu=Vulkan0 .*layers=\"?all", logs), logs
+    assert re.search(rf"offloading layers to the GPU gpu={DEVICE} .*layers=\"?all", logs), logs
     offloaded = re.search(r"offloaded (\d+)/(\d+) layers to GPU", logs)
     assert offloaded and offloaded[1] == offloaded[2], logs
-    assert re.search(r"Vulkan0 model buffer size = +\d", logs), logs
-    assert re.search(r"Vulkan0 KV buffer size = +\d", logs), logs
+    assert re.search(rf"{DEVICE} model buffer size = +\d", logs), logs
+    assert re.search(rf"{DEVICE} KV buffer size = +\d", logs), logs
     assert "no usable GPU" not in logs
 
 
@@ -95,8 +99,8 @@ gpu_layers = "all"
     try:
         logs = s.logs()
         # The weights are loaded onto the device once; each replica has its own KV cache there.
-        assert len(re.findall(r"Vulkan0 model buffer size", logs)) == 1, logs
-        assert len(re.findall(r"Vulkan0 KV buffer size", logs)) == 2, logs
+        assert len(re.findall(rf"{DEVICE} model buffer size", logs)) == 1, logs
+        assert len(re.findall(rf"{DEVICE} KV buffer size", logs)) == 2, logs
         assert "Paris" in answer(s.client(timeout=300), QUESTION, max_tokens=12)
     finally:
         s.stop()
@@ -107,13 +111,13 @@ def test_a_main_gpu_that_does_not_exist_stops_start_up_listing_the_gpus(tmp_path
                        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **ENV})
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
-    assert "main_gpu = 3" in last and "0: Vulkan0 (" in last, last
+    assert "main_gpu = 3" in last and f"0: {DEVICE} (" in last, last
     assert "panicked" not in r.stderr
 
 
 def test_without_a_visible_gpu_the_layers_run_on_the_cpu(tmp_path):
     # An empty device list: a GPU build on a machine with no usable GPU warns and serves.
-    env = {**ENV, "GGML_VK_VISIBLE_DEVICES": ""}
+    env = {**ENV, "GGML_VK_VISIBLE_DEVICES": "", "CUDA_VISIBLE_DEVICES": ""}
     s = Server("--gpu-layers", "all", *ONE_SLOT, tmp=tmp_path, env=env, binary=GPU_BINARY)
     try:
         assert "no usable GPU was found" in s.logs()
