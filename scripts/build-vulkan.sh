@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds lantern with llama.cpp's Vulkan backend into target/vulkan (beside the CPU-only build),
 # installing what a Debian/Ubuntu machine lacks: glslc, the Vulkan loader and headers, the
-# SPIR-V headers, and Mesa's drivers (whose llvmpipe device lets a machine without a GPU run the GPU code path).
+# SPIR-V headers, and Mesa's drivers (whose llvmpipe device lets a machine without a GPU run
+# the GPU code path).
 # This llama.cpp needs Vulkan headers 1.3.261 or newer (VK_EXT_layer_settings); Debian 12 ships
 # 1.3.239, so newer headers are taken from Debian 13's libvulkan-dev package when needed.
 set -euo pipefail
