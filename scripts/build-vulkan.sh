@@ -1,35 +1,21 @@
 #!/usr/bin/env bash
 # Builds lantern with llama.cpp's Vulkan backend into target/vulkan (beside the CPU-only build),
-# installing what a Debian/Ubuntu machine lacks: glslc, the Vulkan loader and headers, the
-# SPIR-V headers, and Mesa's drivers (whose llvmpipe device lets a machine without a GPU run
-# the GPU code path).
+# after installing what it needs (scripts/install-deps.sh vulkan).
 # This llama.cpp needs Vulkan headers 1.3.261 or newer (VK_EXT_layer_settings); Debian 12 ships
 # 1.3.239, so newer headers are taken from Debian 13's libvulkan-dev package when needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=
-if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
-need_root() {
-  [[ -z $SUDO ]] || command -v sudo >/dev/null || { echo "vulkan: need root (or sudo) to $1" >&2; exit 1; }
-}
-
-missing=()
-command -v glslc >/dev/null || missing+=(glslc)
-[[ -e /usr/include/vulkan/vulkan_core.h ]] || missing+=(libvulkan-dev)
-[[ -d /usr/share/cmake/SPIRV-Headers || -d /usr/lib/cmake/SPIRV-Headers ]] || missing+=(spirv-headers)
-ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
-if ((${#missing[@]})); then
-  need_root "install: ${missing[*]}"
-  echo "vulkan: installing ${missing[*]} with apt-get..."
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/install-deps.sh vulkan
 
 if [[ -z ${VULKAN_SDK:-} ]] && ! grep -q VK_EXT_layer_settings /usr/include/vulkan/vulkan_core.h; then
   sdk=$PWD/target/vulkan-sdk
   if [[ ! -e $sdk/usr/include/vulkan/vulkan_core.h ]]; then
-    need_root "fetch newer Vulkan headers with apt-get (or set VULKAN_SDK to an SDK)"
+    SUDO=
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null || { echo "vulkan: need root (or sudo) to fetch newer Vulkan headers with apt-get, or set VULKAN_SDK to an SDK" >&2; exit 1; }
+      SUDO=sudo
+    fi
     echo "vulkan: system headers predate VK_EXT_layer_settings; fetching Debian 13's libvulkan-dev headers..."
     apt=$PWD/target/vulkan-apt
     rm -rf "$apt" && mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$sdk"

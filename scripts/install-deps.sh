@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building llama.cpp through llama-cpp-sys-2 needs and a fresh Debian/Ubuntu
-# machine may lack: cmake, a C/C++ compiler, and libclang for bindgen. Does nothing when all
-# are present.
+# machine may lack: cmake, a C/C++ compiler, and libclang for bindgen. With `vulkan`, also what
+# its Vulkan backend needs: glslc, the Vulkan loader and headers, the SPIR-V headers, and Mesa's
+# drivers (whose llvmpipe device lets a machine without a GPU run the GPU code path). Does
+# nothing when all are present.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -11,6 +13,12 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so' && ! ls /usr/lib/llvm-*/
   missing+=(libclang-dev)
 fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [[ ${1:-} == vulkan ]]; then
+  command -v glslc >/dev/null || missing+=(glslc)
+  [[ -e /usr/include/vulkan/vulkan_core.h ]] || missing+=(libvulkan-dev)
+  [[ -d /usr/share/cmake/SPIRV-Headers || -d /usr/lib/cmake/SPIRV-Headers ]] || missing+=(spirv-headers)
+  ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+fi
 if ((${#missing[@]} == 0)); then
   exit 0
 fi

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODEL_ID, ROOT, Server
+from conftest import MODEL, MODEL_ID, ROOT, Server
 
 # Another GPU build can be tested the same way, e.g. a CUDA one:
 # LANTERN_GPU_BINARY=target/release/lantern LANTERN_GPU_DEVICE=CUDA0 pytest tests/e2e/test_gpu.py
@@ -91,7 +91,7 @@ def test_replicas_share_the_gpu_copy_of_the_weights(tmp_path):
     cfg.write_text(f'''
 [[models]]
 id = "{MODEL_ID}"
-path = "{ROOT / 'models' / 'SmolLM2-135M-Instruct.Q4_1.gguf'}"
+path = "{MODEL}"
 replicas = 2
 parallel = 1
 ctx_size = 2048
