@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::common::{FinishReason, SamplingFields, StopSequences, StreamOptions, Usage};
+use crate::logprobs::ChoiceLogprobs;
+use crate::tools::{ResponseFormat, Tool, ToolCall, ToolCallChunk, ToolChoice};
 
 /// Request body of `POST /v1/chat/completions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -46,6 +48,25 @@ pub struct ChatCompletionRequest {
     pub logprobs: Option<bool>,
     #[serde(default)]
     pub top_logprobs: Option<i64>,
+    /// Token id (as a string) → bias from -100 (ban) to 100 (force).
+    #[serde(default)]
+    pub logit_bias: Option<std::collections::BTreeMap<String, f64>>,
+    #[serde(default)]
+    pub tools: Option<Vec<Tool>>,
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+    /// `none` turns off the thinking of templates that can switch it off.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+    /// Extension (vLLM, llama.cpp): extra variables for the chat template, e.g.
+    /// `{"enable_thinking": false}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub user: Option<String>,
 }
@@ -63,6 +84,7 @@ impl ChatCompletionRequest {
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
             n: self.n,
             stop: self.stop.as_ref(),
+            logit_bias: self.logit_bias.as_ref(),
         }
     }
 
@@ -209,8 +231,7 @@ pub struct ChatCompletionResponse {
 pub struct ChatChoice {
     pub index: u32,
     pub message: AssistantMessage,
-    #[schema(value_type = Option<Object>)]
-    pub logprobs: Option<serde_json::Value>,
+    pub logprobs: Option<ChoiceLogprobs>,
     pub finish_reason: FinishReason,
 }
 
@@ -219,8 +240,17 @@ pub struct ChatChoice {
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
+    /// Null when the answer is only tool calls.
     pub content: Option<String>,
     pub refusal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// Extension (DeepSeek, vLLM): the model's thinking, split out of `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Extension (vLLM's newer name): the same as `reasoning_content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
 }
 
 impl AssistantMessage {
@@ -229,6 +259,9 @@ impl AssistantMessage {
             role: "assistant".into(),
             content: Some(content),
             refusal: None,
+            tool_calls: None,
+            reasoning_content: None,
+            reasoning: None,
         }
     }
 }
@@ -254,16 +287,22 @@ pub struct ChatCompletionChunk {
 pub struct ChunkChoice {
     pub index: u32,
     pub delta: ChatDelta,
-    #[schema(value_type = Option<Object>)]
-    pub logprobs: Option<serde_json::Value>,
+    pub logprobs: Option<ChoiceLogprobs>,
     pub finish_reason: Option<FinishReason>,
 }
 
-/// What a chunk adds to the message. The first chunk carries `role`; later ones only `content`.
+/// What a chunk adds to the message. The first chunk carries `role`; later ones content,
+/// reasoning or tool-call pieces.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChatDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallChunk>>,
 }

@@ -11,6 +11,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context limit was reached.
     Length,
+    /// The answer is tool calls.
+    ToolCalls,
 }
 
 /// `stop`: one string or up to four strings.
@@ -86,4 +88,5 @@ pub struct SamplingFields<'a> {
     pub max_tokens: Option<i64>,
     pub n: Option<i64>,
     pub stop: Option<&'a StopSequences>,
+    pub logit_bias: Option<&'a std::collections::BTreeMap<String, f64>>,
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::common::{FinishReason, SamplingFields, StopSequences, StreamOptions, Usage};
+use crate::logprobs::CompletionLogprobs;
 
 /// Request body of `POST /v1/completions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -45,8 +46,12 @@ pub struct CompletionRequest {
     /// Echo the prompt before the completion.
     #[serde(default)]
     pub echo: Option<bool>,
+    /// Log-probabilities of the sampled tokens and this many alternatives (0 to 5).
     #[serde(default)]
     pub logprobs: Option<i64>,
+    /// Token id (as a string) → bias from -100 (ban) to 100 (force).
+    #[serde(default)]
+    pub logit_bias: Option<std::collections::BTreeMap<String, f64>>,
     #[serde(default)]
     pub suffix: Option<String>,
     #[serde(default)]
@@ -69,6 +74,7 @@ impl CompletionRequest {
             max_tokens: Some(self.max_tokens.unwrap_or(DEFAULT_COMPLETION_MAX_TOKENS)),
             n: self.n,
             stop: self.stop.as_ref(),
+            logit_bias: self.logit_bias.as_ref(),
         }
     }
 
@@ -134,7 +140,6 @@ pub struct CompletionResponse {
 pub struct CompletionChoice {
     pub text: String,
     pub index: u32,
-    #[schema(value_type = Option<Object>)]
-    pub logprobs: Option<serde_json::Value>,
+    pub logprobs: Option<CompletionLogprobs>,
     pub finish_reason: Option<FinishReason>,
 }

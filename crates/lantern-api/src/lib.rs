@@ -4,10 +4,15 @@
 pub mod chat;
 pub mod common;
 pub mod completions;
+pub mod embeddings;
 pub mod error;
+pub mod fields;
+pub mod logprobs;
 pub mod models;
+pub mod tokenize;
+pub mod tools;
 mod validate;
 
 pub use common::{FinishReason, PromptTokensDetails, StopSequences, StreamOptions, Usage};
 pub use error::{ErrorBody, ErrorResponse};
-pub use validate::InvalidParam;
+pub use validate::{InvalidParam, MAX_STOP_SEQUENCES};

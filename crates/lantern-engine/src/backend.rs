@@ -5,10 +5,18 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::tools::OutputFormat;
 use crate::{EngineError, Event, GenerateRequest};
 
-/// Events of one request. Dropping it cancels the request and frees its slot.
+/// Events of one choice. Dropping it cancels the choice and frees its slot.
 pub type EventStream = UnboundedReceiver<Event>;
+
+/// A scheduled request: one event stream per choice, and how to read their text.
+#[derive(Debug)]
+pub struct Generation {
+    pub choices: Vec<EventStream>,
+    pub format: OutputFormat,
+}
 
 /// Facts about a loaded model that callers need.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +30,32 @@ pub struct ModelInfo {
     pub created: u64,
     /// Estimated bytes held while loaded: the weights plus every replica's buffers.
     pub memory_bytes: u64,
+    pub n_vocab: u32,
+    /// Width of the model's embeddings.
+    pub n_embd: u32,
+    /// Serves embeddings only (no generation context).
+    pub embeddings_only: bool,
+}
+
+/// One input to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedInput {
+    Text(String),
+    Tokens(Vec<u32>),
+}
+
+/// A pooled, L2-normalised embedding and the tokens it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub vector: Vec<f32>,
+    pub tokens: u32,
+}
+
+fn unsupported(what: &str) -> EngineError {
+    EngineError::InvalidRequest {
+        message: format!("This model does not support {what}."),
+        param: Some("model".into()),
+    }
 }
 
 /// Something that generates text for requests.
@@ -34,8 +68,23 @@ pub trait Backend: Send + Sync + 'static {
         0
     }
 
-    /// Prepares the prompt (template, tokenization) off the async runtime and queues the
-    /// request. Errors here are the request's fault or the engine being gone; errors after
-    /// this arrive as [`Event::Error`].
-    async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError>;
+    /// Prepares the prompt (template, tokenization, grammar) off the async runtime and queues
+    /// the request. Errors here are the request's fault or the engine being gone; errors
+    /// after this arrive as [`Event::Error`].
+    async fn schedule(&self, request: GenerateRequest) -> Result<Generation, EngineError>;
+
+    /// The model's tokens for `text`.
+    fn tokenize(&self, _text: &str, _add_special: bool) -> Result<Vec<u32>, EngineError> {
+        Err(unsupported("tokenization"))
+    }
+
+    /// The text of `tokens` (special tokens rendered).
+    fn detokenize(&self, _tokens: &[u32]) -> Result<String, EngineError> {
+        Err(unsupported("detokenization"))
+    }
+
+    /// One embedding per input, in order.
+    async fn embed(&self, _inputs: Vec<EmbedInput>) -> Result<Vec<Embedding>, EngineError> {
+        Err(unsupported("embeddings"))
+    }
 }

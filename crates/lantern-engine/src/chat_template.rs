@@ -35,11 +35,26 @@ impl ChatTurn {
     }
 }
 
+/// What a template can express, found by rendering probes at load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TemplateCaps {
+    /// Renders the `tools` variable (the Hugging Face convention).
+    pub tools: bool,
+    /// Renders assistant `tool_calls` and `tool` messages.
+    pub tool_calls: bool,
+    /// Has a `developer` role of its own; otherwise developer messages become system ones.
+    pub developer: bool,
+    /// Writes `<think>` blocks (reasoning models).
+    pub thinks: bool,
+}
+
 /// A compiled chat template plus the special-token strings it may reference.
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    source: String,
+    caps: TemplateCaps,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -70,11 +85,63 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| EngineError::Template(format!("invalid Jinja: {e}")))?;
-        Ok(ChatTemplate {
+        let mut template = ChatTemplate {
             env,
             bos_token,
             eos_token,
-        })
+            source: source.to_string(),
+            caps: TemplateCaps::default(),
+        };
+        template.caps = template.probe();
+        Ok(template)
+    }
+
+    /// Renders small conversations to see which features the template shows (a template that
+    /// ignores `tools` renders the same text with and without them), as llama.cpp's chat
+    /// capability detection does.
+    fn probe(&self) -> TemplateCaps {
+        const TOOL: &str = "lantern_probe_tool";
+        let user = [ChatTurn::new("user", "hi")];
+        let tools = [serde_json::json!({"type": "function", "function": {
+            "name": TOOL, "description": "probe", "parameters": {"type": "object", "properties": {}}}})];
+        let with_tools = self.render_with(&user, Some(&tools), &Default::default());
+        let mut call = ChatTurn::new("assistant", "");
+        call.tool_calls = Some(serde_json::json!([{"id": "call_probe", "type": "function",
+            "function": {"name": TOOL, "arguments": {"x": 1}}}]));
+        let mut result = ChatTurn::new("tool", "lantern_probe_result");
+        result.tool_call_id = Some("call_probe".into());
+        let history = [ChatTurn::new("user", "hi"), call, result];
+        let rendered_calls = self
+            .render_with(&history, Some(&tools), &Default::default())
+            .unwrap_or_default();
+        let developer = self
+            .render_with(
+                &[
+                    ChatTurn::new("developer", "lantern_probe_dev"),
+                    ChatTurn::new("user", "hi"),
+                ],
+                None,
+                &Default::default(),
+            )
+            .unwrap_or_default();
+        TemplateCaps {
+            tools: with_tools.is_ok_and(|t| t.contains(TOOL)),
+            tool_calls: rendered_calls.contains(TOOL)
+                && rendered_calls.contains("lantern_probe_result"),
+            // A template that prints any role verbatim also "renders" developer; only one that
+            // names the role was written for it.
+            developer: self.source.contains("developer") && developer.contains("lantern_probe_dev"),
+            thinks: self.source.contains("<think>"),
+        }
+    }
+
+    pub fn caps(&self) -> TemplateCaps {
+        self.caps
+    }
+
+    /// The Jinja source, for telling tool-call formats apart.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     pub fn chatml(bos_token: String, eos_token: String) -> Self {
@@ -87,17 +154,30 @@ impl ChatTemplate {
 
     /// Renders the conversation, ending with the assistant's generation prompt.
     pub fn render(&self, messages: &[ChatTurn]) -> Result<String, EngineError> {
+        self.render_with(messages, None, &Default::default())
+    }
+
+    /// Renders with `tools` (when given) and extra template variables such as
+    /// `enable_thinking`.
+    pub fn render_with(
+        &self,
+        messages: &[ChatTurn],
+        tools: Option<&[serde_json::Value]>,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, EngineError> {
         let template = self
             .env
             .get_template("chat")
             .map_err(|e| EngineError::Template(e.to_string()))?;
+        let base = context! {
+            messages => messages,
+            tools => tools,
+            add_generation_prompt => true,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        };
         template
-            .render(context! {
-                messages => messages,
-                add_generation_prompt => true,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
-            })
+            .render(context! { ..base, ..minijinja::Value::from_serialize(extra) })
             .map_err(|e| {
                 // raise_exception is the template rejecting the conversation (e.g. roles out of
                 // order): that is the caller's fault, so report it as a bad request.

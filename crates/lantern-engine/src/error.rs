@@ -29,6 +29,9 @@ pub enum EngineError {
     Template(String),
     #[error("decode failed: {0}")]
     Decode(String),
+    /// Constrained decoding could not go on (the grammar allows no token, or rejected one).
+    #[error("structured output failed: {0}")]
+    Grammar(String),
     #[error("the inference worker has stopped")]
     WorkerGone,
     #[error("The server is busy: {outstanding} requests are running or queued for this model (limit {limit}). Retry shortly.")]

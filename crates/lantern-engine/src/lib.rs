@@ -9,17 +9,24 @@ mod backend;
 mod chat_template;
 mod detokenize;
 mod error;
+mod grammar;
 mod llama;
 mod request;
 mod sampling;
 mod scheduler;
+mod slot;
 mod stop;
+pub mod tools;
 
-pub use backend::{Backend, EventStream, ModelInfo};
-pub use chat_template::{ChatTemplate, ChatTurn};
+pub use backend::{Backend, EmbedInput, Embedding, EventStream, Generation, ModelInfo};
+pub use chat_template::{ChatTemplate, ChatTurn, TemplateCaps};
 pub use error::EngineError;
 pub use llama::{
     check_model_file, default_threads, estimate_memory, EngineConfig, LlamaEngine,
     DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL,
 };
-pub use request::{Event, FinishReason, GenerateRequest, Prompt, SamplingParams, TokenUsage};
+pub use request::{
+    ChatPrompt, Delta, Event, FinishReason, GenerateRequest, Grammar, Prompt, SamplingParams,
+    TokenLogprob, TokenUsage, ToolChoice, TopLogprob,
+};
+pub use sampling::MAX_TOP_LOGPROBS;

@@ -1,16 +1,56 @@
 //! What a caller submits to the engine and what comes back.
 
+use smallvec::SmallVec;
+
 use crate::chat_template::ChatTurn;
+
+/// A conversation to render with the model's chat template.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatPrompt {
+    pub messages: Vec<ChatTurn>,
+    /// OpenAI `tools` entries (`{"type":"function","function":{name, description, parameters}}`).
+    pub tools: Vec<serde_json::Value>,
+    pub tool_choice: ToolChoice,
+    /// Several calls in one answer (`parallel_tool_calls`).
+    pub parallel_tool_calls: bool,
+    /// The template's `enable_thinking` switch, where it has one; `None` leaves its default.
+    pub enable_thinking: Option<bool>,
+    /// Extra variables for the template (`chat_template_kwargs`).
+    pub template_kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `tool_choice`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides between text and calls.
+    #[default]
+    Auto,
+    /// No call: the tools are not shown to the model.
+    None,
+    /// At least one call.
+    Required,
+    /// Exactly this function.
+    Function(String),
+}
 
 /// The prompt, before the engine turns it into tokens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompt {
     /// Rendered with the model's chat template, generation prompt appended.
-    Chat(Vec<ChatTurn>),
+    Chat(ChatPrompt),
     /// Tokenized as is (special tokens parsed, BOS added if the model wants one).
     Text(String),
     /// Token ids, used verbatim.
     Tokens(Vec<u32>),
+}
+
+/// A constraint on the generated text, enforced token by token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grammar {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid against this schema. Constructs the grammar cannot enforce are refused.
+    JsonSchema(serde_json::Value),
 }
 
 /// Per-request sampling settings. Defaults are the OpenAI API's.
@@ -25,7 +65,9 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
     /// `None` draws a random seed.
-    pub seed: Option<u32>,
+    pub seed: Option<u64>,
+    /// Added to the logits of these tokens; -100 bans a token outright.
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingParams {
@@ -38,14 +80,20 @@ impl Default for SamplingParams {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
+            logit_bias: Vec::new(),
         }
     }
 }
 
 impl SamplingParams {
-    /// Greedy decoding with no penalties: the argmax fast path applies.
+    /// Greedy decoding that reads nothing but the raw logits: no penalties, no bias. The
+    /// sampler adds its own conditions (no grammar, no logprobs) before taking the argmax fast
+    /// path.
     pub fn is_plain_greedy(&self) -> bool {
-        self.temperature <= 0.0 && self.presence_penalty == 0.0 && self.frequency_penalty == 0.0
+        self.temperature <= 0.0
+            && self.presence_penalty == 0.0
+            && self.frequency_penalty == 0.0
+            && self.logit_bias.is_empty()
     }
 }
 
@@ -60,6 +108,27 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// Do not stop at the model's end-of-generation token (benchmarks, tests).
     pub ignore_eos: bool,
+    /// Choices generated from the one prompt (prefilled once).
+    pub n: u32,
+    /// Report each token's log-probability and this many alternatives (0..=20).
+    pub logprobs: Option<u32>,
+    /// `response_format`: constrains the text answer.
+    pub grammar: Option<Grammar>,
+}
+
+impl GenerateRequest {
+    pub fn new(prompt: Prompt) -> Self {
+        GenerateRequest {
+            prompt,
+            sampling: SamplingParams::default(),
+            max_tokens: None,
+            stop: Vec::new(),
+            ignore_eos: false,
+            n: 1,
+            logprobs: None,
+            grammar: None,
+        }
+    }
 }
 
 /// Why generation stopped.
@@ -69,7 +138,7 @@ pub enum FinishReason {
     Length,
 }
 
-/// Token counts of a finished request.
+/// Token counts of a finished choice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
     pub prompt_tokens: u32,
@@ -78,12 +147,51 @@ pub struct TokenUsage {
     pub cached_tokens: u32,
 }
 
-/// What the engine sends back for a request, in order: any number of `Text`, then exactly one
-/// `Done` or `Error`.
+/// A candidate token and its log-probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopLogprob {
+    pub token: i32,
+    /// The token's piece: may be part of a UTF-8 character.
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+}
+
+/// The log-probability of one generated token, and the most likely alternatives at its
+/// position, from the distribution it was drawn from (after penalties, bias and grammar,
+/// before temperature and truncation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub token: i32,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    pub top: Vec<TopLogprob>,
+}
+
+/// Newly generated text and the tokens it came from. Text is whole UTF-8 characters with
+/// stop strings held back and removed; a token is reported with the text it completes, so a
+/// token whose text was cut by a stop string is not reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delta {
+    pub text: String,
+    pub tokens: SmallVec<[i32; 2]>,
+    /// One entry per token, when logprobs were asked for.
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+impl Delta {
+    pub fn text(text: impl Into<String>) -> Self {
+        Delta {
+            text: text.into(),
+            ..Delta::default()
+        }
+    }
+}
+
+/// What the engine sends back for one choice, in order: any number of `Delta`, then exactly
+/// one `Done` or `Error`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// Newly generated text: whole UTF-8 characters, stop strings held back and removed.
-    Text(String),
+    Delta(Delta),
     Done {
         finish_reason: FinishReason,
         usage: TokenUsage,

@@ -2,42 +2,33 @@
 //! same batch, prompt chunks of newly admitted requests (chunked prefill), then samples.
 //! Requests are admitted between steps. A finished sequence's KV stays in its slot, and a new
 //! request goes to the idle slot holding the longest prefix of its prompt, so only the rest is
-//! prefilled (a multi-turn chat prefills only the new turn). The scheduler is generic over
-//! [`Runtime`] so it can be tested without llama.cpp.
+//! prefilled (a multi-turn chat prefills only the new turn). The choices of an `n > 1` request
+//! take several slots at once: one prefills the prompt, the others copy its KV and sample
+//! from the same logits. Sampling (penalties, bias, grammar, logprobs) is the pure-Rust
+//! [`crate::sampling::Sampler`]; the scheduler is generic over [`Runtime`] so it can be tested
+//! without llama.cpp.
 
 use std::cmp::Reverse;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc::UnboundedSender;
-
-use crate::detokenize::Utf8Stream;
-use crate::stop::StopMatcher;
-use crate::{EngineError, Event, FinishReason, SamplingParams, TokenUsage};
+use crate::slot::{Active, Fork, Job, TextOut};
+use crate::{EngineError, Event, FinishReason, TokenLogprob, TokenUsage, TopLogprob};
 
 /// The model operations the scheduler needs. Tokens and sequence ids are llama.cpp's `i32`s.
 pub(crate) trait Runtime {
-    type Sampler;
-    fn new_sampler(&self, params: &SamplingParams) -> Self::Sampler;
     fn clear_batch(&mut self);
     fn add_to_batch(&mut self, token: i32, pos: i32, seq: i32, logits: bool);
     fn decode(&mut self) -> Result<(), String>;
-    /// Picks (and accepts) the next token from the logits at `batch_index`.
-    fn sample(&mut self, sampler: &mut Self::Sampler, batch_index: i32) -> i32;
+    /// The logits row of batch entry `batch_index` (one that was added with logits).
+    fn logits(&self, batch_index: i32) -> &[f32];
     /// Drops the KV of `seq` from position `from` on.
     fn truncate_seq(&mut self, seq: i32, from: i32);
+    /// Makes `dst` hold exactly the KV of `src` (the choices of one prompt).
+    fn copy_seq(&mut self, src: i32, dst: i32);
     fn is_eog(&self, token: i32) -> bool;
     fn token_piece(&self, token: i32, out: &mut Vec<u8>);
-}
-
-/// Counts a request as outstanding (running or queued) for as long as it lives: dropped with
-/// the job when it leaves the queue, or with the slot's request when it ends.
-pub(crate) struct Outstanding(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Outstanding {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// The cached tokens of each idle slot (empty while a slot is busy), shared with the router
@@ -49,19 +40,6 @@ pub(crate) fn common_prefix(a: &[i32], b: &[i32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// A tokenized request, ready for a slot.
-pub(crate) struct Job {
-    pub tokens: Vec<i32>,
-    pub sampling: SamplingParams,
-    pub max_tokens: u32,
-    pub stop: Vec<String>,
-    pub ignore_eos: bool,
-    pub events: UnboundedSender<Event>,
-    pub outstanding: Option<Outstanding>,
-    /// When the request was handed to the worker, for the timings logged at its end.
-    pub received: Instant,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SchedulerConfig {
     /// Sequences decoded together (`--parallel`).
@@ -71,46 +49,10 @@ pub(crate) struct SchedulerConfig {
     pub max_batch_tokens: usize,
 }
 
-/// A request occupying a slot.
-struct Active<S> {
-    prompt: Vec<i32>,
-    /// Prompt tokens already in the KV cache.
-    prefilled: usize,
-    /// Position of the next token to decode (= tokens in the KV cache).
-    n_past: i32,
-    generated: u32,
-    max_tokens: u32,
-    ignore_eos: bool,
-    sampler: S,
-    /// Prompt tokens whose KV was reused from the slot's previous request.
-    cached: usize,
-    /// Last sampled token, decoded in the next step.
-    next_token: i32,
-    /// Index of this slot's logits in the current batch.
-    logits_at: Option<i32>,
-    /// Prompt tokens added to the current batch (0 while generating).
-    chunk: usize,
-    in_batch: bool,
-    admitted: u64,
-    received: Instant,
-    started: Instant,
-    first_token: Option<Instant>,
-    utf8: Utf8Stream,
-    stop: StopMatcher,
-    events: UnboundedSender<Event>,
-    _outstanding: Option<Outstanding>,
-}
-
-impl<S> Active<S> {
-    fn is_prefilling(&self) -> bool {
-        self.prefilled < self.prompt.len()
-    }
-}
-
 pub(crate) struct Scheduler<R: Runtime> {
     rt: R,
     cfg: SchedulerConfig,
-    slots: Vec<Option<Active<R::Sampler>>>,
+    slots: Vec<Option<Active>>,
     /// Tokens whose KV each slot holds, at positions 0.., kept after its request ends.
     kv: Vec<Vec<i32>>,
     /// When each slot last finished a request, to reuse the least recently used one.
@@ -192,7 +134,7 @@ impl<R: Runtime> Scheduler<R> {
     }
 
     fn reap_cancelled(&mut self) {
-        self.waiting.retain(|job| !job.events.is_closed());
+        self.waiting.retain(|job| !job.is_abandoned());
         for seq in 0..self.slots.len() {
             if self.slots[seq]
                 .as_ref()
@@ -212,9 +154,27 @@ impl<R: Runtime> Scheduler<R> {
             .max_by_key(|&(seq, common)| (common, Reverse(self.last_used[seq]), Reverse(seq)))
     }
 
+    /// Idle slots for the other choices of a prompt going to `primary`: those whose cached
+    /// KV is least worth keeping (least recently used first).
+    fn pick_siblings(&self, primary: usize, n: usize) -> Option<Vec<usize>> {
+        let mut idle: Vec<usize> = (0..self.slots.len())
+            .filter(|&seq| seq != primary && self.slots[seq].is_none())
+            .collect();
+        if idle.len() < n {
+            return None;
+        }
+        idle.sort_by_key(|&seq| (self.last_used[seq], seq));
+        idle.truncate(n);
+        Some(idle)
+    }
+
     fn admit(&mut self) {
-        while !self.waiting.is_empty() {
-            let Some((seq, common)) = self.pick_slot(&self.waiting[0].tokens) else {
+        while let Some(job) = self.waiting.front() {
+            let Some((seq, common)) = self.pick_slot(&job.tokens) else {
+                return;
+            };
+            // Every choice of a job starts together; it waits until enough slots are free.
+            let Some(siblings) = self.pick_siblings(seq, job.choices.len() - 1) else {
                 return;
             };
             let job = self.waiting.pop_front().expect("checked non-empty");
@@ -224,29 +184,43 @@ impl<R: Runtime> Scheduler<R> {
             self.kv[seq].truncate(reuse);
             self.publish(seq, None);
             self.admissions += 1;
-            let sampler = self.rt.new_sampler(&job.sampling);
-            self.slots[seq] = Some(Active {
-                prompt: job.tokens,
-                prefilled: reuse,
-                n_past: reuse as i32,
-                cached: reuse,
-                generated: 0,
-                max_tokens: job.max_tokens,
-                ignore_eos: job.ignore_eos,
-                sampler,
-                next_token: 0,
-                logits_at: None,
-                chunk: 0,
-                in_batch: false,
-                admitted: self.admissions,
-                received: job.received,
-                started: Instant::now(),
-                first_token: None,
-                utf8: Utf8Stream::default(),
-                stop: StopMatcher::new(job.stop),
-                events: job.events,
-                _outstanding: job.outstanding,
-            });
+            let prompt: Arc<[i32]> = job.tokens.into();
+            let outstanding = job.outstanding.map(Arc::new);
+            let now = Instant::now();
+            let slots: Vec<usize> = std::iter::once(seq)
+                .chain(siblings.iter().copied())
+                .collect();
+            for (i, (choice, &slot)) in job.choices.into_iter().zip(&slots).enumerate() {
+                if i > 0 {
+                    self.publish(slot, None);
+                }
+                self.slots[slot] = Some(Active {
+                    prompt: prompt.clone(),
+                    prefilled: if i == 0 { reuse } else { 0 },
+                    n_past: if i == 0 { reuse as i32 } else { 0 },
+                    cached: if i == 0 { reuse } else { 0 },
+                    generated: 0,
+                    max_tokens: job.max_tokens,
+                    ignore_eos: job.ignore_eos,
+                    sampler: choice.sampler,
+                    next_token: 0,
+                    logits_at: None,
+                    chunk: 0,
+                    in_batch: false,
+                    fork: match i {
+                        0 if siblings.is_empty() => Fork::Own,
+                        0 => Fork::Parent(siblings.clone()),
+                        _ => Fork::Child,
+                    },
+                    admitted: self.admissions,
+                    received: job.received,
+                    started: now,
+                    first_token: None,
+                    text: TextOut::new(job.stop.clone()),
+                    events: choice.events,
+                    _outstanding: outstanding.clone(),
+                });
+            }
         }
     }
 
@@ -260,7 +234,7 @@ impl<R: Runtime> Scheduler<R> {
             a.logits_at = None;
             a.chunk = 0;
             a.in_batch = false;
-            if !a.is_prefilling() {
+            if a.is_runnable() && !a.is_prefilling() {
                 self.rt
                     .add_to_batch(a.next_token, a.n_past, seq as i32, true);
                 a.logits_at = Some(n as i32);
@@ -274,7 +248,7 @@ impl<R: Runtime> Scheduler<R> {
             .enumerate()
             .filter_map(|(seq, s)| {
                 s.as_ref()
-                    .filter(|a| a.is_prefilling())
+                    .filter(|a| a.is_runnable() && a.is_prefilling())
                     .map(|a| (a.admitted, seq))
             })
             .collect();
@@ -318,13 +292,10 @@ impl<R: Runtime> Scheduler<R> {
         }
         if let Some((_, seq)) = newest {
             tracing::warn!(seq, %reason, "decode failed; failing the newest request in the batch");
-            if let Some(a) = &self.slots[seq] {
-                let _ = a.events.send(Event::Error(EngineError::Decode(reason)));
-            }
             // Free its cells too: the cache may be full.
             self.rt.truncate_seq(seq as i32, 0);
             self.kv[seq].clear();
-            self.release(seq);
+            self.fail(seq, EngineError::Decode(reason));
         }
     }
 
@@ -345,33 +316,81 @@ impl<R: Runtime> Scheduler<R> {
         }
     }
 
-    fn sample_all(&mut self) {
+    /// A parent whose prompt is now in the KV hands a copy to each waiting sibling, which
+    /// then samples its first token from the same logits.
+    fn fork_finished_prompts(&mut self) {
         for seq in 0..self.slots.len() {
             let Some(a) = self.slots[seq].as_mut() else {
                 continue;
             };
-            let Some(idx) = a.logits_at else { continue };
-            let token = self.rt.sample(&mut a.sampler, idx);
+            if a.is_prefilling() || a.logits_at.is_none() {
+                continue;
+            }
+            let Fork::Parent(children) = std::mem::replace(&mut a.fork, Fork::Own) else {
+                continue;
+            };
+            let (at, n_past) = (a.logits_at, a.n_past);
+            for child in children {
+                self.rt.copy_seq(seq as i32, child as i32);
+                self.kv[child] = self.kv[seq].clone();
+                if let Some(c) = self.slots[child].as_mut() {
+                    c.fork = Fork::Own;
+                    c.prefilled = c.prompt.len();
+                    c.n_past = n_past;
+                    c.logits_at = at;
+                }
+            }
+        }
+    }
+
+    fn sample_all(&mut self) {
+        self.fork_finished_prompts();
+        for seq in 0..self.slots.len() {
+            let Some(a) = self.slots[seq].as_mut() else {
+                continue;
+            };
+            let Some(idx) = a.logits_at.take() else {
+                continue;
+            };
+            let sampled = match a.sampler.sample(self.rt.logits(idx)) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.fail(seq, EngineError::Grammar(e.to_string()));
+                    continue;
+                }
+            };
+            let token = sampled.token;
             a.generated += 1;
             if a.first_token.is_none() {
                 a.first_token = Some(Instant::now());
             }
-            if !a.ignore_eos && self.rt.is_eog(token) {
+            let grammar_done = match a.sampler.accept(token) {
+                Ok(done) => done,
+                Err(e) => {
+                    self.fail(seq, EngineError::Grammar(e.to_string()));
+                    continue;
+                }
+            };
+            // Under a grammar the end token is its own decision: it ends the answer.
+            if (!a.ignore_eos || a.sampler.has_grammar()) && self.rt.is_eog(token) {
                 self.finish(seq, FinishReason::Stop, true);
                 continue;
             }
+            let logprob = sampled
+                .logprobs
+                .map(|(logprob, top)| token_logprob(&self.rt, token, logprob, top));
             self.piece.clear();
             self.rt.token_piece(token, &mut self.piece);
-            self.text.clear();
-            a.utf8.push(&self.piece, &mut self.text);
-            let mut out = String::new();
-            let stopped = a.stop.push(&self.text, &mut out);
-            if !out.is_empty() && a.events.send(Event::Text(out)).is_err() {
-                self.cancel(seq);
-                continue;
+            let a = self.slots[seq].as_mut().expect("slot checked above");
+            let (delta, stopped) = a.text.push(token, &self.piece, logprob, &mut self.text);
+            if let Some(delta) = delta {
+                if a.events.send(Event::Delta(delta)).is_err() {
+                    self.cancel(seq);
+                    continue;
+                }
             }
-            if stopped {
-                self.finish(seq, FinishReason::Stop, false);
+            if stopped || grammar_done {
+                self.finish(seq, FinishReason::Stop, !stopped);
             } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
                 self.finish(seq, FinishReason::Length, true);
             } else {
@@ -386,13 +405,8 @@ impl<R: Runtime> Scheduler<R> {
         let Some(a) = self.slots[seq].as_mut() else {
             return;
         };
-        a.utf8.finish();
-        if flush {
-            let mut out = String::new();
-            a.stop.finish(&mut out);
-            if !out.is_empty() {
-                let _ = a.events.send(Event::Text(out));
-            }
+        if let Some(delta) = a.text.finish(flush) {
+            let _ = a.events.send(Event::Delta(delta));
         }
         let usage = TokenUsage {
             prompt_tokens: a.prompt.len() as u32,
@@ -404,6 +418,15 @@ impl<R: Runtime> Scheduler<R> {
             finish_reason: reason,
             usage,
         });
+        self.release(seq);
+    }
+
+    /// Ends the choice in `seq` with an error.
+    fn fail(&mut self, seq: usize, error: EngineError) {
+        if let Some(a) = &self.slots[seq] {
+            tracing::warn!(seq, %error, "generation failed");
+            let _ = a.events.send(Event::Error(error));
+        }
         self.release(seq);
     }
 
@@ -421,16 +444,61 @@ impl<R: Runtime> Scheduler<R> {
     }
 
     /// Frees the slot. Its KV stays for prefix reuse; `kv[seq]` already lists exactly the
-    /// decoded tokens.
+    /// decoded tokens. Siblings still waiting for this slot's prompt cannot start: they end
+    /// with an error.
     fn release(&mut self, seq: usize) {
-        self.slots[seq] = None;
+        let taken = self.slots[seq].take().map(|a| a.fork);
+        if taken == Some(Fork::Child) {
+            // Its parent must not copy a prompt into a slot that may soon be someone else's.
+            for a in self.slots.iter_mut().flatten() {
+                if let Fork::Parent(children) = &mut a.fork {
+                    children.retain(|&c| c != seq);
+                }
+            }
+        }
+        if let Some(Fork::Parent(children)) = taken {
+            for child in children {
+                self.fail(
+                    child,
+                    EngineError::Decode("the choice that was prefilling the prompt ended".into()),
+                );
+            }
+        }
         self.last_used[seq] = self.admissions;
         self.publish(seq, Some(&self.kv[seq]));
     }
 }
 
+/// The API's view of a sampled token's probabilities: pieces for the token and its
+/// alternatives.
+fn token_logprob<R: Runtime>(
+    rt: &R,
+    token: i32,
+    logprob: f32,
+    top: Vec<(i32, f32)>,
+) -> TokenLogprob {
+    let piece = |t: i32| {
+        let mut bytes = Vec::new();
+        rt.token_piece(t, &mut bytes);
+        bytes
+    };
+    TokenLogprob {
+        token,
+        bytes: piece(token),
+        logprob,
+        top: top
+            .into_iter()
+            .map(|(t, logprob)| TopLogprob {
+                token: t,
+                bytes: piece(t),
+                logprob,
+            })
+            .collect(),
+    }
+}
+
 /// One line per finished request, like llama-server's per-task timings: where its time went.
-fn log_timings<S>(seq: usize, a: &Active<S>, reason: FinishReason) {
+fn log_timings(seq: usize, a: &Active, reason: FinishReason) {
     let now = Instant::now();
     let first = a.first_token.unwrap_or(now);
     let decode_secs = now.duration_since(first).as_secs_f64();

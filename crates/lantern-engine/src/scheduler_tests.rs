@@ -4,9 +4,13 @@
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::*;
+use crate::sampling::Sampler;
 use crate::scheduler::{common_prefix, IdlePrefixes};
+use crate::slot::{ChoiceJob, Outstanding};
+use crate::{Delta, SamplingParams};
 
 const EOG: i32 = 99;
+const VOCAB: usize = 128;
 
 #[derive(Default)]
 struct Fake {
@@ -14,13 +18,14 @@ struct Fake {
     /// Every decoded batch, for assertions.
     history: Vec<Vec<(i32, i32, i32, bool)>>,
     truncations: Vec<(i32, i32)>,
+    copies: Vec<(i32, i32)>,
+    /// Logits of the last decoded batch, per entry (empty where none were asked for).
+    rows: Vec<Vec<f32>>,
     /// Fail the next decode whose batch is larger than this.
     fail_above: Option<usize>,
 }
 
 impl Runtime for Fake {
-    type Sampler = ();
-    fn new_sampler(&self, _: &SamplingParams) {}
     fn clear_batch(&mut self) {
         self.batch.clear();
     }
@@ -35,15 +40,32 @@ impl Runtime for Fake {
             }
         }
         self.history.push(self.batch.clone());
+        // The model: token t is followed by t + 1 (clearly the likeliest), t + 2 next.
+        self.rows = self
+            .batch
+            .iter()
+            .map(|&(token, _, _, logits)| {
+                if !logits {
+                    return Vec::new();
+                }
+                let mut row = vec![0.0; VOCAB];
+                row[(token + 1) as usize % VOCAB] = 10.0;
+                row[(token + 2) as usize % VOCAB] = 5.0;
+                row
+            })
+            .collect();
         Ok(())
     }
-    fn sample(&mut self, _: &mut (), idx: i32) -> i32 {
-        let (token, _, _, logits) = self.batch[idx as usize];
-        assert!(logits, "sampled a row without logits");
-        token + 1
+    fn logits(&self, idx: i32) -> &[f32] {
+        let row = &self.rows[idx as usize];
+        assert!(!row.is_empty(), "sampled a row without logits");
+        row
     }
     fn truncate_seq(&mut self, seq: i32, from: i32) {
         self.truncations.push((seq, from));
+    }
+    fn copy_seq(&mut self, src: i32, dst: i32) {
+        self.copies.push((src, dst));
     }
     fn is_eog(&self, token: i32) -> bool {
         token == EOG
@@ -64,19 +86,52 @@ fn scheduler(n_slots: usize, max_batch_tokens: usize) -> Scheduler<Fake> {
     )
 }
 
-fn job(tokens: Vec<i32>, max_tokens: u32, stop: &[&str]) -> (Job, UnboundedReceiver<Event>) {
-    let (tx, rx) = unbounded_channel();
+fn greedy() -> SamplingParams {
+    SamplingParams {
+        temperature: 0.0,
+        ..SamplingParams::default()
+    }
+}
+
+/// A job with one choice per sampler.
+fn job_with(
+    tokens: Vec<i32>,
+    max_tokens: u32,
+    stop: &[&str],
+    samplers: Vec<Sampler>,
+) -> (Job, Vec<UnboundedReceiver<Event>>) {
+    let mut receivers = Vec::new();
+    let choices = samplers
+        .into_iter()
+        .map(|sampler| {
+            let (tx, rx) = unbounded_channel();
+            receivers.push(rx);
+            ChoiceJob {
+                sampler,
+                events: tx,
+            }
+        })
+        .collect();
     let job = Job {
         tokens,
-        sampling: SamplingParams::default(),
         max_tokens,
         stop: stop.iter().map(|s| s.to_string()).collect(),
         ignore_eos: false,
-        events: tx,
+        choices,
         outstanding: None,
         received: std::time::Instant::now(),
     };
-    (job, rx)
+    (job, receivers)
+}
+
+fn job(tokens: Vec<i32>, max_tokens: u32, stop: &[&str]) -> (Job, UnboundedReceiver<Event>) {
+    let (job, mut rx) = job_with(
+        tokens,
+        max_tokens,
+        stop,
+        vec![Sampler::new(&greedy(), None, None, 0)],
+    );
+    (job, rx.remove(0))
 }
 
 fn run_until_idle(s: &mut Scheduler<Fake>) {
@@ -93,7 +148,7 @@ fn collect(rx: &mut UnboundedReceiver<Event>) -> (String, Option<Event>) {
     let mut text = String::new();
     while let Ok(ev) = rx.try_recv() {
         match ev {
-            Event::Text(t) => text.push_str(&t),
+            Event::Delta(d) => text.push_str(&d.text),
             other => return (text, Some(other)),
         }
     }
@@ -405,4 +460,180 @@ fn idle_slots_publish_their_cached_tokens_for_routing() {
         "taken again: withdrawn"
     );
     assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 9, 9]), 2);
+}
+
+fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        events.push(ev);
+    }
+    events
+}
+
+#[test]
+fn several_choices_prefill_once_and_copy_the_prompt() {
+    let mut s = scheduler(4, 16);
+    let samplers = (0..3)
+        .map(|i| Sampler::new(&greedy(), None, None, i))
+        .collect();
+    let (j, mut rxs) = job_with(vec![1, 2, 3], 3, &[], samplers);
+    s.enqueue(j);
+    s.step();
+    // One prefill in the first batch; the prompt's KV then copied to the two siblings.
+    assert_eq!(s.runtime().history[0].len(), 3);
+    assert_eq!(s.runtime().copies.len(), 2);
+    assert!(s.runtime().copies.iter().all(|&(src, _)| src == 0));
+    run_until_idle(&mut s);
+    // The second step decodes all three choices together, at the same position.
+    let second = &s.runtime().history[1];
+    assert_eq!(second.len(), 3);
+    assert!(second.iter().all(|&(tok, pos, _, _)| tok == 4 && pos == 3));
+    for rx in &mut rxs {
+        let (text, done) = collect(rx);
+        assert_eq!(text, "4 5 6 ");
+        assert!(matches!(done, Some(Event::Done { usage, .. }) if usage.prompt_tokens == 3));
+    }
+}
+
+#[test]
+fn choices_wait_until_enough_slots_are_free() {
+    let mut s = scheduler(2, 16);
+    let (a, mut rx_a) = job(vec![1], 3, &[]);
+    s.enqueue(a);
+    s.step();
+    let samplers = (0..2)
+        .map(|i| Sampler::new(&greedy(), None, None, i))
+        .collect();
+    let (b, mut rxs) = job_with(vec![50], 2, &[], samplers);
+    s.enqueue(b);
+    s.step();
+    assert!(
+        s.runtime().history[1].iter().all(|t| t.2 == 0),
+        "B waits for two slots"
+    );
+    run_until_idle(&mut s);
+    assert_eq!(collect(&mut rx_a).0, "2 3 4 ");
+    for rx in &mut rxs {
+        assert_eq!(collect(rx).0, "51 52 ");
+    }
+}
+
+#[test]
+fn a_sibling_whose_parent_ends_before_the_copy_gets_an_error() {
+    let mut s = scheduler(2, 2);
+    let samplers = (0..2)
+        .map(|i| Sampler::new(&greedy(), None, None, i))
+        .collect();
+    let (j, mut rxs) = job_with(vec![1, 2, 3, 4, 5], 3, &[], samplers);
+    s.enqueue(j);
+    s.step();
+    let parent = rxs.remove(0);
+    drop(parent);
+    run_until_idle(&mut s);
+    assert!(matches!(drain(&mut rxs[0]).last(), Some(Event::Error(_))));
+    assert!(s.runtime().copies.is_empty());
+}
+
+#[test]
+fn logprobs_arrive_with_their_tokens() {
+    let mut s = scheduler(1, 16);
+    let (j, mut rxs) = job_with(
+        vec![10],
+        3,
+        &[],
+        vec![Sampler::new(&greedy(), None, Some(2), 0)],
+    );
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let deltas: Vec<Delta> = drain(&mut rxs[0])
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Delta(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deltas.len(), 3);
+    for (d, expected) in deltas.iter().zip(11..) {
+        assert_eq!(&d.tokens[..], &[expected]);
+        let lp = &d.logprobs[0];
+        assert_eq!(lp.token, expected);
+        assert_eq!(lp.bytes, format!("{expected} ").into_bytes());
+        assert_eq!(lp.top.len(), 2);
+        assert_eq!(lp.top[0].token, expected);
+        assert_eq!(lp.top[1].token, expected + 1);
+        assert!(lp.logprob < 0.0 && lp.logprob > -0.1);
+    }
+}
+
+#[test]
+fn logit_bias_ban_changes_the_greedy_path() {
+    let mut s = scheduler(1, 16);
+    let p = SamplingParams {
+        logit_bias: vec![(11, -100.0)],
+        ..greedy()
+    };
+    let (j, mut rxs) = job_with(vec![10], 2, &[], vec![Sampler::new(&p, None, None, 0)]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    // 11 is banned, so 12 (the second choice) follows 10; then 13 follows 12.
+    assert_eq!(collect(&mut rxs[0]).0, "12 13 ");
+}
+
+fn fake_grammar(lark: &str) -> llguidance::Matcher {
+    let words: Vec<Vec<u8>> = (0..VOCAB as i32)
+        .map(|t| {
+            if t == EOG {
+                b"\xFF<eog>".to_vec()
+            } else {
+                format!("{t} ").into_bytes()
+            }
+        })
+        .collect();
+    crate::grammar::GrammarCompiler::new(&crate::grammar::test_env(&words, EOG as u32))
+        .unwrap()
+        .compile(
+            &crate::grammar::GrammarSource::Lark(lark.into()),
+            "response_format",
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_grammar_overrides_the_model_and_ends_the_answer_when_complete() {
+    let mut s = scheduler(1, 16);
+    let sampler = Sampler::new(&greedy(), Some(fake_grammar(r#"start: "7 8 ""#)), None, 0);
+    let (j, mut rxs) = job_with(vec![1], 50, &[], vec![sampler]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rxs[0]);
+    assert_eq!(text, "7 8 ");
+    assert!(matches!(
+        done,
+        Some(Event::Done {
+            finish_reason: FinishReason::Stop,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_grammar_with_no_allowed_token_ends_the_choice_with_an_error() {
+    let mut s = scheduler(1, 16);
+    let p = SamplingParams {
+        logit_bias: vec![(7, -100.0)],
+        ..greedy()
+    };
+    let sampler = Sampler::new(&p, Some(fake_grammar(r#"start: "7 ""#)), None, 0);
+    let (j, mut rxs) = job_with(vec![1], 5, &[], vec![sampler]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    assert!(matches!(
+        drain(&mut rxs[0]).last(),
+        Some(Event::Error(EngineError::Grammar(_)))
+    ));
+    // The slot is free again.
+    let (j, mut rx) = job(vec![20], 1, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    assert_eq!(collect(&mut rx).0, "21 ");
 }

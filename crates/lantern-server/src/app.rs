@@ -17,7 +17,7 @@ use tracing::{Level, Span};
 
 use crate::error::ApiError;
 use crate::openapi;
-use crate::routes::{self, chat, completions, health, models};
+use crate::routes::{self, chat, completions, embeddings, health, models, tokenize};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -27,6 +27,11 @@ pub fn router(state: AppState) -> Router {
         .route_layer(map_response(routes::default_cache_header));
     Router::new()
         .merge(generation)
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/tokenize", post(tokenize::tokenize))
+        .route("/detokenize", post(tokenize::detokenize))
+        .route("/v1/tokenize", post(tokenize::tokenize))
+        .route("/v1/detokenize", post(tokenize::detokenize))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/health", get(health::health))

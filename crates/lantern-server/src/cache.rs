@@ -13,9 +13,6 @@ use serde_json::Value;
 /// Response header saying how the cache treated the request.
 pub const CACHE_HEADER: &str = "x-lantern-cache";
 
-/// Request fields that do not change the generated text.
-const IGNORED_FIELDS: [&str; 3] = ["stream", "stream_options", "user"];
-
 /// `[cache]` in the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -56,14 +53,18 @@ impl CacheStatus {
     }
 }
 
-use crate::sse::Completion;
+use crate::output::RawChoice;
+use lantern_api::fields::{ignored_for_output, FieldClass};
 
-/// A whole successful response (its choices), minus its id and timestamp.
-pub type CachedResponse = Vec<Completion>;
+/// A whole successful response (its choices' raw output), minus its id and timestamp.
+pub type CachedResponse = Vec<RawChoice>;
 
 fn weight(response: &CachedResponse) -> u64 {
-    // Fixed overhead per entry plus the texts.
-    256 + response.iter().map(|c| c.text.len() as u64).sum::<u64>()
+    // Fixed overhead per entry plus the texts and logprobs.
+    256 + response
+        .iter()
+        .map(|c| c.text.len() as u64 + 64 * c.logprobs.len() as u64)
+        .sum::<u64>()
 }
 
 pub type CacheKey = [u8; 32];
@@ -97,7 +98,8 @@ impl ResponseCache {
         &self,
         endpoint: &str,
         model_id: &str,
-        request: &impl serde::Serialize,
+        request: &Value,
+        fields: &'static [(&'static str, FieldClass)],
         deterministic: bool,
         headers: &HeaderMap,
     ) -> Option<CacheKey> {
@@ -105,7 +107,7 @@ impl ResponseCache {
         if !deterministic || wants_no_cache(headers) {
             return None;
         }
-        Some(request_key(endpoint, model_id, request))
+        Some(request_key(endpoint, model_id, request, fields))
     }
 
     pub fn get(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
@@ -152,12 +154,18 @@ fn canonical(value: Value) -> Value {
     }
 }
 
-/// BLAKE3 of the canonical JSON of the output-affecting fields. `model` is replaced by the
-/// resolved model id, so an alias and the id share entries.
-pub fn request_key(endpoint: &str, model_id: &str, request: &impl serde::Serialize) -> CacheKey {
-    let mut value = serde_json::to_value(request).unwrap_or(Value::Null);
+/// BLAKE3 of the canonical JSON of the request minus the fields that cannot change its
+/// output (metadata, streaming), so every honoured field is part of the key. `model` is
+/// replaced by the resolved model id, so an alias and the id share entries.
+pub fn request_key(
+    endpoint: &str,
+    model_id: &str,
+    request: &Value,
+    fields: &'static [(&'static str, FieldClass)],
+) -> CacheKey {
+    let mut value = request.clone();
     if let Value::Object(map) = &mut value {
-        for field in IGNORED_FIELDS {
+        for field in ignored_for_output(fields) {
             map.remove(field);
         }
         map.retain(|_, v| !v.is_null());
@@ -171,26 +179,59 @@ pub fn request_key(endpoint: &str, model_id: &str, request: &impl serde::Seriali
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lantern_api::fields::{CHAT_FIELDS, COMPLETION_FIELDS};
     use lantern_engine::{FinishReason, TokenUsage};
     use serde_json::json;
 
+    fn key(v: &Value) -> CacheKey {
+        request_key("chat", "m", v, CHAT_FIELDS)
+    }
+
     #[test]
-    fn key_ignores_stream_user_and_field_order() {
-        let a = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0, "stream": true, "user": "u1"});
-        let b = json!({"temperature": 0, "messages": [{"content": "x", "role": "user"}], "model": "m", "stream_options": {"include_usage": true}});
-        assert_eq!(request_key("chat", "m", &a), request_key("chat", "m", &b));
+    fn key_ignores_metadata_stream_and_field_order() {
+        let a = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0, "stream": true, "user": "u1", "metadata": {"k": "v"}});
+        let b = json!({"temperature": 0, "messages": [{"content": "x", "role": "user"}], "model": "m", "stream_options": {"include_usage": true}, "store": true});
+        assert_eq!(key(&a), key(&b));
         let c =
             json!({"model": "m", "messages": [{"role": "user", "content": "y"}], "temperature": 0});
-        assert_ne!(request_key("chat", "m", &a), request_key("chat", "m", &c));
+        assert_ne!(key(&a), key(&c));
         assert_ne!(
-            request_key("chat", "m", &a),
-            request_key("completions", "m", &a)
+            key(&a),
+            request_key("completions", "m", &a, COMPLETION_FIELDS)
         );
-        let with_max = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0, "max_tokens": 5});
-        assert_ne!(
-            request_key("chat", "m", &a),
-            request_key("chat", "m", &with_max)
-        );
+    }
+
+    /// A value for each honoured field that differs from leaving it out.
+    fn sample_value(field: &str) -> Value {
+        match field {
+            "messages" => json!([{"role": "user", "content": "other"}]),
+            "stop" => json!(["x"]),
+            "logit_bias" => json!({"5": 10}),
+            "tools" => json!([{"type": "function", "function": {"name": "f"}}]),
+            "tool_choice" => json!("required"),
+            "response_format" => json!({"type": "json_object"}),
+            "reasoning_effort" => json!("none"),
+            "chat_template_kwargs" => json!({"enable_thinking": false}),
+            "logprobs" | "parallel_tool_calls" | "ignore_eos" => json!(true),
+            "model" => json!("other-model"),
+            _ => json!(3),
+        }
+    }
+
+    #[test]
+    fn requests_differing_in_any_honoured_field_never_share_a_key() {
+        let base =
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0});
+        for (field, class) in CHAT_FIELDS {
+            if *class != FieldClass::Honoured
+                || ["stream", "stream_options", "model"].contains(field)
+            {
+                continue;
+            }
+            let mut other = base.clone();
+            other[*field] = sample_value(field);
+            assert_ne!(key(&base), key(&other), "{field}");
+        }
     }
 
     #[test]
@@ -198,19 +239,25 @@ mod tests {
         let cache = ResponseCache::new(&CacheConfig::default());
         let req = json!({"model": "m"});
         let mut headers = HeaderMap::new();
-        assert!(cache.key_for("chat", "m", &req, true, &headers).is_some());
-        assert!(cache.key_for("chat", "m", &req, false, &headers).is_none());
+        assert!(cache
+            .key_for("chat", "m", &req, CHAT_FIELDS, true, &headers)
+            .is_some());
+        assert!(cache
+            .key_for("chat", "m", &req, CHAT_FIELDS, false, &headers)
+            .is_none());
         headers.insert(
             "cache-control",
             HeaderValue::from_static("max-age=0, no-cache"),
         );
-        assert!(cache.key_for("chat", "m", &req, true, &headers).is_none());
+        assert!(cache
+            .key_for("chat", "m", &req, CHAT_FIELDS, true, &headers)
+            .is_none());
         let off = ResponseCache::new(&CacheConfig {
             enabled: false,
             ..CacheConfig::default()
         });
         assert!(off
-            .key_for("chat", "m", &req, true, &HeaderMap::new())
+            .key_for("chat", "m", &req, CHAT_FIELDS, true, &HeaderMap::new())
             .is_none());
     }
 
@@ -222,8 +269,11 @@ mod tests {
             ..CacheConfig::default()
         });
         for i in 0..50u8 {
-            let response = vec![Completion {
+            let response = vec![RawChoice {
+                prompt: 0,
+                format: Default::default(),
                 text: "x".into(),
+                logprobs: Vec::new(),
                 finish_reason: FinishReason::Stop,
                 usage: TokenUsage::default(),
             }];

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::cache::CacheConfig;
 use crate::download::{default_cache_dir, HfSource};
-use crate::state::ResidencyLimits;
+use crate::state::{ReasoningFields, ResidencyLimits};
 
 /// The model served when `--model` is not given; `make model` fetches it.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 8388608]
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
+    /// Serve the model for embeddings only: no generation slots are created
+    #[arg(long)]
+    pub embeddings_only: bool,
     /// TOML config file; flags override it
     #[arg(long, env = "LANTERN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -82,6 +85,9 @@ struct FileConfig {
     chat_template: Option<String>,
     chat_template_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    embeddings_only: Option<bool>,
+    /// Message fields that carry reasoning: both, reasoning_content or reasoning.
+    reasoning_fields: Option<ReasoningFields>,
     max_queue: Option<usize>,
     max_loaded_models: Option<usize>,
     max_memory_bytes: Option<u64>,
@@ -160,6 +166,7 @@ struct FileModel {
     load: LoadPolicy,
     #[serde(default)]
     idle_unload_secs: u64,
+    embeddings_only: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +205,7 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub cache: CacheConfig,
     pub limits: ResidencyLimits,
+    pub reasoning_fields: ReasoningFields,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -314,6 +322,10 @@ impl Layers<'_> {
                 .unwrap_or(0),
             max_queue: m.and_then(|m| m.max_queue).or(max_queue),
             chat_template,
+            embeddings_only: a.embeddings_only
+                || m.and_then(|m| m.embeddings_only)
+                    .or(f.embeddings_only)
+                    .unwrap_or(false),
         })
     }
 }
@@ -475,6 +487,7 @@ impl ServeConfig {
                 max_loaded_models: file.max_loaded_models,
                 max_memory_bytes: file.max_memory_bytes,
             },
+            reasoning_fields: file.reasoning_fields.unwrap_or_default(),
         })
     }
 }

@@ -21,7 +21,7 @@ pub enum ApiError {
         model: String,
         available: Vec<String>,
     },
-    #[error("Unknown request URL: {method} {path}. Please check the URL for typos; this server implements /v1/chat/completions, /v1/completions and /v1/models.")]
+    #[error("Unknown request URL: {method} {path}. Please check the URL for typos; this server implements /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /tokenize and /detokenize.")]
     RouteNotFound { method: String, path: String },
     #[error("Method {method} is not allowed for {path}.")]
     MethodNotAllowed { method: String, path: String },
@@ -112,6 +112,11 @@ impl ApiError {
                 EngineError::QueueFull { .. } => {
                     ("rate_limit_error", None, Some("rate_limit_exceeded".into()))
                 }
+                EngineError::Grammar(_) => (
+                    "server_error",
+                    None,
+                    Some("structured_output_failed".into()),
+                ),
                 _ => ("server_error", None, None),
             },
             ApiError::Internal(_) => ("server_error", None, None),

@@ -5,12 +5,60 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use lantern_api::chat::ChatCompletionRequest;
+use lantern_api::completions::CompletionRequest;
+use lantern_api::embeddings::EmbeddingRequest;
+use lantern_api::fields::{
+    check_fields, FieldClass, CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS,
+};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub struct JsonBody<T>(pub T);
+
+/// An OpenAI request whose top-level fields are checked against its endpoint's field list
+/// (unknown or refused fields are a 400), with the raw body kept for the cache key.
+pub struct Checked<T> {
+    pub req: T,
+    pub raw: Value,
+}
+
+/// A request type and its endpoint's field classes.
+pub trait Endpoint: DeserializeOwned {
+    const FIELDS: &'static [(&'static str, FieldClass)];
+}
+
+impl Endpoint for ChatCompletionRequest {
+    const FIELDS: &'static [(&'static str, FieldClass)] = CHAT_FIELDS;
+}
+
+impl Endpoint for CompletionRequest {
+    const FIELDS: &'static [(&'static str, FieldClass)] = COMPLETION_FIELDS;
+}
+
+impl Endpoint for EmbeddingRequest {
+    const FIELDS: &'static [(&'static str, FieldClass)] = EMBEDDING_FIELDS;
+}
+
+impl<T: Endpoint> FromRequest<AppState> for Checked<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let JsonBody(raw) = JsonBody::<Value>::from_request(req, state).await?;
+        let Value::Object(map) = &raw else {
+            return Err(ApiError::invalid(
+                "The request body must be a JSON object.",
+                None,
+            ));
+        };
+        check_fields(map, T::FIELDS)?;
+        let req = from_value(raw.clone())?;
+        Ok(Checked { req, raw })
+    }
+}
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
@@ -50,23 +98,34 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 None,
             );
         }
-        let message = inner.to_string();
-        // serde reports a missing field at its parent's path; name the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next());
-        let param = match (missing, path.as_str()) {
-            (Some(field), "." | "") => Some(field.to_string()),
-            (Some(field), parent) => Some(format!("{parent}.{field}")),
-            (None, "." | "") => None,
-            (None, p) => Some(p.to_string()),
-        };
-        let message = match &param {
-            Some(p) => format!("Invalid value for '{p}': {message}"),
-            None => format!("Invalid request body: {message}"),
-        };
-        ApiError::invalid(message, param)
+        field_error(&path, inner.to_string())
     })
+}
+
+/// Deserializes a parsed body, reporting the failing field as `param`.
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        field_error(&path, err.into_inner().to_string())
+    })
+}
+
+fn field_error(path: &str, message: String) -> ApiError {
+    // serde reports a missing field at its parent's path; name the field itself.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let param = match (missing, path) {
+        (Some(field), "." | "") => Some(field.to_string()),
+        (Some(field), parent) => Some(format!("{parent}.{field}")),
+        (None, "." | "") => None,
+        (None, p) => Some(p.to_string()),
+    };
+    let message = match &param {
+        Some(p) => format!("Invalid value for '{p}': {message}"),
+        None => format!("Invalid request body: {message}"),
+    };
+    ApiError::invalid(message, param)
 }
 
 #[cfg(test)]

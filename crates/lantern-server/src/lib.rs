@@ -8,9 +8,11 @@ pub mod download;
 pub mod error;
 mod extract;
 pub mod openapi;
+pub mod output;
 mod routes;
 mod sse;
 pub mod state;
+mod wire;
 
 pub use app::router;
 pub use config::ServeConfig;

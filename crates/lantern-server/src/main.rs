@@ -99,6 +99,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ResponseCache::new(&config.cache),
     )
     .with_limits(config.limits);
+    let mut state = state;
+    state.reasoning_fields = config.reasoning_fields;
     for m in &config.models {
         tracing::info!(
             id = %m.id,

@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{chat, completions, health, models};
+use crate::routes::{chat, completions, embeddings, health, models, tokenize};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,9 @@ use crate::routes::{chat, completions, health, models};
     paths(
         chat::chat_completions,
         completions::completions,
+        embeddings::embeddings,
+        tokenize::tokenize,
+        tokenize::detokenize,
         models::list,
         models::retrieve,
         health::health,
@@ -26,6 +29,8 @@ use crate::routes::{chat, completions, health, models};
     tags(
         (name = "chat", description = "Chat completions"),
         (name = "completions", description = "Legacy text completions"),
+        (name = "embeddings", description = "Embeddings"),
+        (name = "tokens", description = "Tokenization with the model's vocabulary"),
         (name = "models", description = "Served models"),
         (name = "health", description = "Readiness"),
     )

@@ -1,4 +1,4 @@
-//! Generation results as HTTP: collecting events for a JSON response, or streaming them as
+//! Generation results as HTTP: collecting choices for a JSON response, or streaming them as
 //! Server-Sent Events framed exactly like OpenAI's (`data: {json}\n\n`, `data: [DONE]`).
 
 use std::convert::Infallible;
@@ -8,11 +8,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
 use lantern_api::{FinishReason, Usage};
-use lantern_engine::{EngineError, Event, EventStream, TokenUsage};
-use tokio::sync::mpsc::unbounded_channel;
+use lantern_engine::{EngineError, Event, EventStream};
 
 use crate::error::ApiError;
-use crate::routes::{finish_reason, usage};
+use crate::output::{
+    total_usage, ChoiceDelta, ChoiceSource, ChoiceState, FinishedChoice, RawChoice,
+};
 
 /// `id`, `created` and `model`, identical in every chunk of one response.
 #[derive(Debug, Clone)]
@@ -35,53 +36,30 @@ impl ResponseMeta {
     }
 }
 
-/// One finished choice: what a response is rendered from, and what the cache stores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    pub text: String,
-    pub finish_reason: lantern_engine::FinishReason,
-    pub usage: TokenUsage,
-}
-
-/// Called with every choice once a stream has finished successfully.
-pub type OnComplete = Box<dyn FnOnce(Vec<Completion>) + Send>;
-
-/// Event streams that replay finished choices, for serving a cached response through the same
-/// SSE path as a live one.
-pub fn replay(choices: &[Completion]) -> Vec<EventStream> {
-    choices
-        .iter()
-        .map(|c| {
-            let (tx, rx) = unbounded_channel();
-            let _ = tx.send(Event::Text(c.text.clone()));
-            let _ = tx.send(Event::Done {
-                finish_reason: c.finish_reason,
-                usage: c.usage,
-            });
-            rx
-        })
-        .collect()
-}
+/// Called with every choice's raw output once a stream has finished successfully.
+pub type OnComplete = Box<dyn FnOnce(Vec<RawChoice>) + Send>;
 
 fn worker_vanished() -> ApiError {
     ApiError::Engine(EngineError::WorkerGone)
 }
 
-/// Waits for a request to finish and gathers its text.
-pub async fn collect(mut events: EventStream) -> Result<Completion, ApiError> {
-    let mut text = String::new();
-    while let Some(event) = events.recv().await {
+/// Waits for a choice to finish and parses it.
+pub async fn collect(
+    mut source: ChoiceSource,
+    logprobs: bool,
+) -> Result<(FinishedChoice, RawChoice), ApiError> {
+    let mut state = ChoiceState::new(&source, logprobs, true);
+    while let Some(event) = source.events.recv().await {
         match event {
-            Event::Text(t) => text.push_str(&t),
+            Event::Delta(d) => {
+                state.push(d);
+            }
             Event::Done {
                 finish_reason,
                 usage,
             } => {
-                return Ok(Completion {
-                    text,
-                    finish_reason,
-                    usage,
-                })
+                state.finish(finish_reason, usage);
+                return Ok(state.into_parts());
             }
             Event::Error(e) => return Err(e.into()),
         }
@@ -89,21 +67,12 @@ pub async fn collect(mut events: EventStream) -> Result<Completion, ApiError> {
     Err(worker_vanished())
 }
 
-pub fn total_usage<'a>(parts: impl IntoIterator<Item = &'a TokenUsage>) -> Usage {
-    let mut sum = TokenUsage::default();
-    for u in parts {
-        sum.prompt_tokens += u.prompt_tokens;
-        sum.completion_tokens += u.completion_tokens;
-        sum.cached_tokens += u.cached_tokens;
-    }
-    usage(sum)
-}
-
 /// How one endpoint renders its stream chunks (already serialized to JSON).
 pub trait ChunkFormat: Send + 'static {
     /// Sent for each choice before any token (chat: the `role` delta).
     fn opening(&self, index: u32) -> Option<String>;
-    fn text(&self, index: u32, text: String) -> String;
+    /// The chunks for one delta of choice `index`.
+    fn delta(&self, index: u32, delta: ChoiceDelta, out: &mut Vec<String>);
     fn finish(&self, index: u32, reason: FinishReason) -> String;
     /// The last chunk with `stream_options.include_usage`.
     fn usage(&self, usage: Usage) -> String;
@@ -122,58 +91,67 @@ fn error_data(error: ApiError) -> String {
 /// which cancels generation.
 pub fn sse_response<F: ChunkFormat>(
     format: F,
-    choices: Vec<EventStream>,
+    sources: Vec<ChoiceSource>,
+    logprobs: bool,
     include_usage: bool,
     on_complete: Option<OnComplete>,
 ) -> Response {
-    let n = choices.len();
-    let mut merged = stream::select_all(
-        choices
-            .into_iter()
-            .enumerate()
-            .map(|(i, rx)| receiver_stream(rx).map(move |e| (i as u32, e)).boxed()),
-    );
+    let n = sources.len();
+    // Raw output is kept only when someone wants it (the cache).
+    let keep = on_complete.is_some();
+    let mut states: Vec<ChoiceState> = sources
+        .iter()
+        .map(|s| ChoiceState::new(s, logprobs, keep))
+        .collect();
+    let mut merged = stream::select_all(sources.into_iter().enumerate().map(|(i, s)| {
+        receiver_stream(s.events)
+            .map(move |e| (i as u32, e))
+            .boxed()
+    }));
     let body = async_stream::stream! {
         for i in 0..n as u32 {
             if let Some(chunk) = format.opening(i) {
                 yield chunk;
             }
         }
-        // Texts are kept only when someone wants the finished choices (the cache).
-        let keep = on_complete.is_some();
-        let mut texts = vec![String::new(); if keep { n } else { 0 }];
-        let mut finished: Vec<Option<(lantern_engine::FinishReason, TokenUsage)>> = vec![None; n];
+        let mut finished = vec![false; n];
+        let mut chunks = Vec::new();
         while let Some((i, event)) = merged.next().await {
+            let state = &mut states[i as usize];
             match event {
-                Event::Text(text) => {
-                    if keep {
-                        texts[i as usize].push_str(&text);
+                Event::Delta(d) => {
+                    let delta = state.push(d);
+                    if !delta.is_empty() {
+                        format.delta(i, delta, &mut chunks);
                     }
-                    yield format.text(i, text);
                 }
-                Event::Done { finish_reason: reason, usage } => {
-                    finished[i as usize] = Some((reason, usage));
-                    yield format.finish(i, finish_reason(reason));
+                Event::Done { finish_reason, usage } => {
+                    let (delta, reason) = state.finish(finish_reason, usage);
+                    if !delta.is_empty() {
+                        format.delta(i, delta, &mut chunks);
+                    }
+                    chunks.push(format.finish(i, reason));
+                    finished[i as usize] = true;
                 }
                 Event::Error(e) => {
                     yield error_data(e.into());
                     return;
                 }
             }
+            for chunk in chunks.drain(..) {
+                yield chunk;
+            }
         }
-        let Some(finished) = finished.into_iter().collect::<Option<Vec<_>>>() else {
+        if finished.iter().any(|f| !f) {
             yield error_data(worker_vanished());
             return;
-        };
+        }
         if include_usage {
-            yield format.usage(total_usage(finished.iter().map(|(_, u)| u)));
+            let done: Vec<_> = states.iter().map(|s| s.finished()).collect();
+            yield format.usage(total_usage(done.iter().map(|c| (c.prompt, &c.usage))));
         }
         if let Some(sink) = on_complete {
-            sink(texts
-                .into_iter()
-                .zip(finished)
-                .map(|(text, (finish_reason, usage))| Completion { text, finish_reason, usage })
-                .collect());
+            sink(states.into_iter().map(|s| s.into_parts().1).collect());
         }
         yield "[DONE]".to_string();
     };

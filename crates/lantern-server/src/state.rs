@@ -166,12 +166,24 @@ pub struct ResidencyLimits {
     pub max_memory_bytes: Option<u64>,
 }
 
+/// Which message fields carry a thinking model's reasoning: `reasoning_content` (DeepSeek's
+/// name, most clients) and `reasoning` (vLLM's newer name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningFields {
+    #[default]
+    Both,
+    ReasoningContent,
+    Reasoning,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub models: Arc<Vec<ModelEntry>>,
     pub max_body_bytes: usize,
     pub cache: ResponseCache,
     pub limits: ResidencyLimits,
+    pub reasoning_fields: ReasoningFields,
     /// Serializes eviction decisions, so two loads cannot both count the same free room.
     evicting: Arc<std::sync::Mutex<()>>,
 }
@@ -183,6 +195,7 @@ impl AppState {
             max_body_bytes,
             cache,
             limits: ResidencyLimits::default(),
+            reasoning_fields: ReasoningFields::default(),
             evicting: Arc::new(std::sync::Mutex::new(())),
         }
     }

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use lantern_engine::{EngineError, EventStream, GenerateRequest, ModelInfo};
+use lantern_engine::{EngineError, GenerateRequest, Generation, ModelInfo};
 
 use super::*;
 use crate::cache::{CacheConfig, ResponseCache};
@@ -16,7 +16,7 @@ impl Backend for Sized {
         &self.0
     }
 
-    async fn schedule(&self, _: GenerateRequest) -> Result<EventStream, EngineError> {
+    async fn schedule(&self, _: GenerateRequest) -> Result<Generation, EngineError> {
         Err(EngineError::WorkerGone)
     }
 }
@@ -29,6 +29,9 @@ fn entry(id: &str, estimate: u64, actual: u64) -> ModelEntry {
             parallel: 1,
             created: 0,
             memory_bytes: actual,
+            n_vocab: 1,
+            n_embd: 1,
+            embeddings_only: false,
         })) as Arc<dyn Backend>)
     });
     let e = ModelEntry::new(id).with_loader(loader);

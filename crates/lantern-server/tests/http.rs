@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use lantern_engine::tools::{OutputFormat, ToolFormat};
 use lantern_engine::{
-    Backend, EngineError, Event, EventStream, FinishReason, GenerateRequest, ModelInfo, Prompt,
-    TokenUsage,
+    Backend, Delta, EngineError, Event, FinishReason, GenerateRequest, Generation, ModelInfo,
+    Prompt, TokenUsage,
 };
 use lantern_server::cache::{CacheConfig, ResponseCache};
 use lantern_server::{router, AppState, ModelEntry};
@@ -21,6 +22,7 @@ struct Fake {
     info: ModelInfo,
     events: Vec<Event>,
     panic: bool,
+    format: OutputFormat,
 }
 
 #[async_trait]
@@ -29,7 +31,7 @@ impl Backend for Fake {
         &self.info
     }
 
-    async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError> {
+    async fn schedule(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
         assert!(!self.panic, "fake backend panicked on purpose");
         if let Prompt::Text(t) = &request.prompt {
             if t == "too long" {
@@ -40,11 +42,20 @@ impl Backend for Fake {
                 });
             }
         }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        for e in &self.events {
-            tx.send(e.clone()).unwrap();
-        }
-        Ok(rx)
+        // Every choice replays the same events.
+        let choices = (0..request.n)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                for e in &self.events {
+                    tx.send(e.clone()).unwrap();
+                }
+                rx
+            })
+            .collect();
+        Ok(Generation {
+            choices,
+            format: self.format,
+        })
     }
 }
 
@@ -59,7 +70,20 @@ fn done() -> Event {
     }
 }
 
+fn text(t: &str) -> Event {
+    Event::Delta(Delta::text(t))
+}
+
 fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
+    app_with_format(events, panic, ready, OutputFormat::default())
+}
+
+fn app_with_format(
+    events: Vec<Event>,
+    panic: bool,
+    ready: bool,
+    format: OutputFormat,
+) -> axum::Router {
     let entry = ModelEntry::new("fake");
     if ready {
         entry.set_ready(Arc::new(Fake {
@@ -69,9 +93,13 @@ fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
                 parallel: 1,
                 created: 1_700_000_000,
                 memory_bytes: 0,
+                n_vocab: 100,
+                n_embd: 8,
+                embeddings_only: false,
             },
             events,
             panic,
+            format,
         }));
     }
     router(AppState::new(
@@ -82,11 +110,7 @@ fn app_with(events: Vec<Event>, panic: bool, ready: bool) -> axum::Router {
 }
 
 fn app() -> axum::Router {
-    app_with(
-        vec![Event::Text("Hel".into()), Event::Text("lo".into()), done()],
-        false,
-        true,
-    )
+    app_with(vec![text("Hel"), text("lo"), done()], false, true)
 }
 
 async fn send(
@@ -183,10 +207,7 @@ async fn chat_stream_framing() {
 #[tokio::test]
 async fn error_after_stream_began_is_an_sse_error_event() {
     let app = app_with(
-        vec![
-            Event::Text("x".into()),
-            Event::Error(EngineError::Decode("boom".into())),
-        ],
+        vec![text("x"), Event::Error(EngineError::Decode("boom".into()))],
         false,
         true,
     );
@@ -206,7 +227,7 @@ async fn error_after_stream_began_is_an_sse_error_event() {
 
 #[tokio::test]
 async fn stream_cut_short_without_done_is_an_error() {
-    let app = app_with(vec![Event::Text("x".into())], false, true);
+    let app = app_with(vec![text("x")], false, true);
     let (_, _, body) = send(
         app,
         "POST",
@@ -216,7 +237,7 @@ async fn stream_cut_short_without_done_is_an_error() {
     .await;
     assert!(body.contains("\"error\""), "{body}");
     let (status, ctype, body) = send(
-        app_with(vec![Event::Text("x".into())], false, true),
+        app_with(vec![text("x")], false, true),
         "POST",
         "/v1/chat/completions",
         &chat_body(json!({})),
@@ -366,4 +387,113 @@ async fn completions_several_prompts_stream() {
         assert_eq!(finishes, 1);
     }
     assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+fn hermes() -> OutputFormat {
+    OutputFormat {
+        tool_calls: Some(ToolFormat::Hermes),
+        reasoning: None,
+    }
+}
+
+fn call_events() -> Vec<Event> {
+    vec![
+        text("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\""),
+        text(": \"Paris\"}}\n</tool_call>"),
+        done(),
+    ]
+}
+
+const TOOLS: &str = r#""tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]"#;
+
+#[tokio::test]
+async fn tool_calls_render_with_null_content_and_finish_reason() {
+    let app = app_with_format(call_events(), false, true, hermes());
+    let body =
+        format!(r#"{{"model":"fake","messages":[{{"role":"user","content":"hi"}}],{TOOLS}}}"#);
+    let (status, _, body) = send(app, "POST", "/v1/chat/completions", &body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let call = &choice["message"]["tool_calls"][0];
+    assert!(call["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(call["function"]["arguments"], r#"{"city": "Paris"}"#);
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_send_id_and_name_once() {
+    let app = app_with_format(call_events(), false, true, hermes());
+    let body = format!(
+        r#"{{"model":"fake","stream":true,"messages":[{{"role":"user","content":"hi"}}],{TOOLS}}}"#
+    );
+    let (status, _, body) = send(app, "POST", "/v1/chat/completions", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let chunks: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let pieces: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
+    assert!(pieces.len() >= 2);
+    assert!(pieces[0]["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(pieces[0]["function"]["name"], "get_weather");
+    assert_eq!(pieces[0]["function"]["arguments"], "");
+    assert!(pieces[1..]
+        .iter()
+        .all(|p| p.get("id").is_none() && p["function"].get("name").is_none()));
+    let args: String = pieces
+        .iter()
+        .map(|p| p["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(args, r#"{"city": "Paris"}"#);
+    let finish: Vec<_> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finish, ["tool_calls"]);
+}
+
+#[tokio::test]
+async fn unknown_and_refused_fields_are_400_naming_them() {
+    for (field, value) in [
+        ("repetition_penalty", "1.2"),
+        ("audio", r#"{"voice":"alloy"}"#),
+        ("prediction", r#"{"type":"content","content":"x"}"#),
+    ] {
+        let body = format!(
+            r#"{{"model":"fake","messages":[{{"role":"user","content":"hi"}}],"{field}":{value}}}"#
+        );
+        let (status, _, body) = send(app(), "POST", "/v1/chat/completions", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["param"], field);
+    }
+    let body = r#"{"model":"fake","messages":[{"role":"user","content":"hi"}],"store":true,"metadata":{"a":"b"},"service_tier":"auto"}"#;
+    let (status, _, _) = send(app(), "POST", "/v1/chat/completions", body).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn several_choices_count_the_prompt_once() {
+    let body = r#"{"model":"fake","n":3,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, body) = send(app(), "POST", "/v1/chat/completions", body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let indices: Vec<_> = v["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, [0, 1, 2]);
+    assert_eq!(v["usage"]["prompt_tokens"], 3);
+    assert_eq!(v["usage"]["completion_tokens"], 6);
 }

@@ -24,6 +24,9 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|e| EngineError::Context(format!("llama.cpp backend init failed: {e}")))
 }
 
+/// llama.cpp marks creating contexts concurrently as unsound: every creation holds this.
+pub(crate) static CONTEXT_CREATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Checks what llama.cpp would otherwise report only as a null pointer: the file exists, is
 /// readable, and starts with the GGUF magic.
 pub fn check_model_file(path: &Path) -> Result<(), EngineError> {

@@ -1,9 +1,11 @@
 //! The llama.cpp-backed [`Backend`]: loads a GGUF model, starts its inference thread, and
 //! prepares prompts (chat template, tokenization) on the blocking thread pool.
 
+mod embed;
 mod gpu;
 mod load;
 mod memory;
+mod prepare;
 pub use load::check_model_file;
 pub use memory::estimate_memory;
 mod runtime;
@@ -12,17 +14,22 @@ mod worker;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::backend::{Backend, EventStream, ModelInfo};
+use crate::backend::{Backend, EmbedInput, Embedding, Generation, ModelInfo};
 use crate::chat_template::ChatTemplate;
-use crate::scheduler::{common_prefix, IdlePrefixes, Job, Outstanding};
-use crate::{EngineError, GenerateRequest, Prompt};
+use crate::grammar::SharedCompiler;
+use crate::sampling::Sampler;
+use crate::scheduler::{common_prefix, IdlePrefixes};
+use crate::slot::{ChoiceJob, Job, Outstanding};
+use crate::{EngineError, GenerateRequest, Prompt, MAX_TOP_LOGPROBS};
+use embed::Embedder;
+use prepare::{prepare, token_text, VocabFacts};
 
 /// Prompt tokens decoded per step at most (llama.cpp's `n_batch`, with chunked prefill).
 pub const DEFAULT_BATCH_SIZE: u32 = 512;
@@ -51,6 +58,8 @@ pub struct EngineConfig {
     /// Jinja chat template used instead of the GGUF's own (`tokenizer.chat_template`), for
     /// models that ship none (base models) or a broken one.
     pub chat_template: Option<String>,
+    /// Serve embeddings only: no generation context, the embedding context made at load.
+    pub embeddings_only: bool,
 }
 
 impl EngineConfig {
@@ -65,6 +74,7 @@ impl EngineConfig {
             main_gpu: 0,
             max_queue: None,
             chat_template: None,
+            embeddings_only: false,
         }
     }
 
@@ -116,6 +126,11 @@ pub struct LlamaEngine {
     info: ModelInfo,
     /// Most outstanding requests per worker before QueueFull.
     limit: Option<usize>,
+    facts: Arc<VocabFacts>,
+    grammar: SharedCompiler,
+    config: EngineConfig,
+    /// Created on the first embedding request (at load for embedding-only models).
+    embedder: OnceLock<Result<Embedder, EngineError>>,
 }
 
 impl LlamaEngine {
@@ -142,33 +157,45 @@ impl LlamaEngine {
             config.main_gpu,
         )?);
         let template = Arc::new(chat_template_of(&model, config.chat_template.as_deref())?);
+        let facts = Arc::new(VocabFacts::of(&model));
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut workers = Vec::with_capacity(replicas);
-        let mut n_ctx_per_seq = 0;
-        // Contexts are created one at a time: llama.cpp marks concurrent creation unsound.
-        for _ in 0..replicas.max(1) {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let idle_prefixes: IdlePrefixes = Arc::new(std::sync::Mutex::new(vec![
-                Vec::new();
-                config.parallel
-                    as usize
-            ]));
-            n_ctx_per_seq =
-                worker::spawn(model.clone(), config.clone(), rx, idle_prefixes.clone())?;
-            workers.push(Worker {
-                jobs: tx,
-                outstanding: Arc::new(AtomicUsize::new(0)),
-                idle_prefixes,
-            });
+        let mut n_ctx_per_seq = config.ctx_size / config.parallel;
+        let embedder = OnceLock::new();
+        if config.embeddings_only {
+            let _ = embedder.set(Ok(embed::spawn(model.clone(), &config)?));
+        } else {
+            // Contexts are created one at a time: llama.cpp marks concurrent creation unsound.
+            for _ in 0..replicas.max(1) {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let idle_prefixes: IdlePrefixes = Arc::new(std::sync::Mutex::new(vec![
+                    Vec::new();
+                    config.parallel
+                        as usize
+                ]));
+                n_ctx_per_seq = worker::spawn(
+                    model.clone(),
+                    config.clone(),
+                    rx,
+                    idle_prefixes.clone(),
+                    facts.preserved.clone(),
+                )?;
+                workers.push(Worker {
+                    jobs: tx,
+                    outstanding: Arc::new(AtomicUsize::new(0)),
+                    idle_prefixes,
+                });
+            }
         }
-        let memory_bytes = estimate_memory(&config, workers.len() as u32);
+        let memory_bytes = estimate_memory(&config, workers.len().max(1) as u32);
         tracing::info!(
             model = %config.model_path.display(),
             params = model.n_params(),
             replicas = workers.len(),
+            embeddings_only = config.embeddings_only,
             memory_mib = memory_bytes >> 20,
             seconds = format!("{:.1}", started.elapsed().as_secs_f32()),
             "model loaded"
@@ -180,17 +207,24 @@ impl LlamaEngine {
                 parallel: config.parallel,
                 created,
                 memory_bytes,
+                n_vocab: model.n_vocab() as u32,
+                n_embd: model.n_embd_out().max(0) as u32,
+                embeddings_only: config.embeddings_only,
             },
             model,
             template,
             workers,
             limit: config.max_queue.map(|q| q + config.parallel as usize),
+            facts,
+            grammar: Arc::new(OnceLock::new()),
+            config,
+            embedder,
         })
     }
 
     /// The worker for a prompt: an idle slot with the longest cached prefix wins; otherwise
     /// the least loaded worker, preferring the one with the least cached KV to overwrite.
-    fn route(&self, tokens: &[i32]) -> &Worker {
+    fn route(&self, tokens: &[i32]) -> Option<&Worker> {
         self.workers
             .iter()
             .map(|w| {
@@ -209,12 +243,48 @@ impl LlamaEngine {
             })
             .max_by_key(|(_, key)| *key)
             .map(|(w, _)| w)
-            .expect("an engine has at least one worker")
     }
-}
 
-fn token_text(model: &LlamaModel, token: LlamaToken) -> String {
-    String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
+    /// Checks what depends on the model: `n` within the slots, bias tokens in the vocabulary.
+    fn check(&self, request: &GenerateRequest) -> Result<(), EngineError> {
+        if self.info.embeddings_only {
+            return Err(EngineError::InvalidRequest {
+                message: "This model serves embeddings only (embeddings_only in the config); use POST /v1/embeddings.".into(),
+                param: Some("model".into()),
+            });
+        }
+        if request.n > self.info.parallel {
+            return Err(EngineError::InvalidRequest {
+                message: format!(
+                    "n={} exceeds the {} sequences this model decodes in parallel (--parallel); ask for at most {}.",
+                    request.n, self.info.parallel, self.info.parallel
+                ),
+                param: Some("n".into()),
+            });
+        }
+        if let Some(&(bad, _)) = request
+            .sampling
+            .logit_bias
+            .iter()
+            .find(|(t, _)| *t >= self.info.n_vocab)
+        {
+            return Err(EngineError::InvalidRequest {
+                message: format!(
+                    "Token id {bad} in 'logit_bias' is outside the model's vocabulary (0..{}).",
+                    self.info.n_vocab
+                ),
+                param: Some("logit_bias".into()),
+            });
+        }
+        Ok(())
+    }
+
+    fn embedder(&self) -> Result<&Embedder, EngineError> {
+        self.embedder
+            .get_or_init(|| embed::spawn(self.model.clone(), &self.config))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 /// The configured template, else the GGUF's own, else ChatML.
@@ -243,39 +313,20 @@ fn chat_template_of(
     }
 }
 
-/// Turns the prompt into tokens: template rendering and tokenization are CPU work, so this
-/// runs on the blocking pool, never on the async runtime's workers.
-fn tokenize_prompt(
-    model: &LlamaModel,
-    template: &ChatTemplate,
-    prompt: Prompt,
-) -> Result<Vec<i32>, EngineError> {
-    let vocab = model.vocab();
-    let tokens: Vec<i32> = match prompt {
-        Prompt::Chat(messages) => {
-            let text = template.render(&messages)?;
-            // The template may already have written BOS; do not add a second one.
-            let add_bos =
-                template.bos_token().is_empty() || !text.starts_with(template.bos_token());
-            vocab
-                .tokenize(text.as_bytes(), add_bos, true)
-                .into_iter()
-                .map(|t| t.0)
-                .collect()
-        }
-        Prompt::Text(text) => vocab
-            .tokenize(text.as_bytes(), true, true)
+fn tokens_of(model: &LlamaModel, input: EmbedInput) -> Result<Vec<i32>, EngineError> {
+    let tokens: Vec<i32> = match input {
+        EmbedInput::Text(text) => model
+            .vocab()
+            .tokenize(text.as_bytes(), true, false)
             .into_iter()
             .map(|t| t.0)
             .collect(),
-        Prompt::Tokens(ids) => {
+        EmbedInput::Tokens(ids) => {
             let n_vocab = model.n_vocab() as u32;
             if let Some(bad) = ids.iter().find(|&&t| t >= n_vocab) {
                 return Err(EngineError::InvalidRequest {
-                    message: format!(
-                        "Token id {bad} in 'prompt' is outside the model's vocabulary (0..{n_vocab})."
-                    ),
-                    param: Some("prompt".into()),
+                    message: format!("Token id {bad} in 'input' is outside the model's vocabulary (0..{n_vocab})."),
+                    param: Some("input".into()),
                 });
             }
             ids.into_iter().map(|t| t as i32).collect()
@@ -283,8 +334,8 @@ fn tokenize_prompt(
     };
     if tokens.is_empty() {
         return Err(EngineError::InvalidRequest {
-            message: "The prompt is empty after tokenization.".into(),
-            param: Some("prompt".into()),
+            message: "An input is empty after tokenization.".into(),
+            param: Some("input".into()),
         });
     }
     Ok(tokens)
@@ -303,29 +354,45 @@ impl Backend for LlamaEngine {
             .sum()
     }
 
-    async fn schedule(&self, request: GenerateRequest) -> Result<EventStream, EngineError> {
+    async fn schedule(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
+        self.check(&request)?;
         let param = match request.prompt {
             Prompt::Chat(_) => "messages",
             _ => "prompt",
         };
-        let model = self.model.clone();
-        let template = self.template.clone();
-        let tokens =
-            tokio::task::spawn_blocking(move || tokenize_prompt(&model, &template, request.prompt))
-                .await
-                .map_err(|e| {
-                    EngineError::Template(format!("prompt preparation panicked: {e}"))
-                })??;
+        let (model, template, grammar, facts) = (
+            self.model.clone(),
+            self.template.clone(),
+            self.grammar.clone(),
+            self.facts.clone(),
+        );
+        let GenerateRequest {
+            prompt,
+            sampling,
+            max_tokens,
+            stop,
+            ignore_eos,
+            n,
+            logprobs,
+            grammar: answer,
+        } = request;
+        let prepared = tokio::task::spawn_blocking(move || {
+            prepare(&model, &template, &grammar, &facts, prompt, answer.as_ref())
+        })
+        .await
+        .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;
         let limit = self.info.n_ctx_per_seq;
         // At least one position must remain for the first generated token.
-        if tokens.len() as u32 >= limit {
+        if prepared.tokens.len() as u32 >= limit {
             return Err(EngineError::ContextLengthExceeded {
                 limit,
-                requested: tokens.len() as u32,
+                requested: prepared.tokens.len() as u32,
                 param,
             });
         }
-        let worker = self.route(&tokens);
+        let worker = self
+            .route(&prepared.tokens)
+            .ok_or(EngineError::WorkerGone)?;
         // Claiming the place is one atomic step, so a burst cannot overshoot the limit.
         let previous = worker.outstanding.fetch_add(1, Ordering::Relaxed);
         let outstanding = Outstanding(worker.outstanding.clone());
@@ -337,18 +404,84 @@ impl Backend for LlamaEngine {
                 });
             }
         }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let top = logprobs.map(|k| k.min(MAX_TOP_LOGPROBS));
+        let mut receivers = Vec::with_capacity(n as usize);
+        let mut choices = Vec::with_capacity(n as usize);
+        for i in 0..n.max(1) {
+            let matcher = prepared.grammar.as_ref().map(|m| m.deep_clone());
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            choices.push(ChoiceJob {
+                sampler: Sampler::new(&sampling, matcher, top, i),
+                events: tx,
+            });
+            receivers.push(rx);
+        }
         let job = Job {
-            tokens,
-            sampling: request.sampling,
-            max_tokens: request.max_tokens.unwrap_or(u32::MAX),
-            stop: request.stop,
-            ignore_eos: request.ignore_eos,
-            events: tx,
+            tokens: prepared.tokens,
+            max_tokens: max_tokens.unwrap_or(u32::MAX),
+            stop,
+            ignore_eos,
+            choices,
             outstanding: Some(outstanding),
             received: std::time::Instant::now(),
         };
         worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
-        Ok(rx)
+        Ok(Generation {
+            choices: receivers,
+            format: prepared.format,
+        })
+    }
+
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, EngineError> {
+        Ok(self
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, true)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect())
+    }
+
+    fn detokenize(&self, tokens: &[u32]) -> Result<String, EngineError> {
+        if let Some(bad) = tokens.iter().find(|&&t| t >= self.info.n_vocab) {
+            return Err(EngineError::InvalidRequest {
+                message: format!(
+                    "Token id {bad} in 'tokens' is outside the model's vocabulary (0..{}).",
+                    self.info.n_vocab
+                ),
+                param: Some("tokens".into()),
+            });
+        }
+        let tokens: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t as i32)).collect();
+        let bytes = self.model.vocab().detokenize(&tokens, false, true);
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn embed(&self, inputs: Vec<EmbedInput>) -> Result<Vec<Embedding>, EngineError> {
+        let model = self.model.clone();
+        let tokens = tokio::task::spawn_blocking(move || {
+            inputs
+                .into_iter()
+                .map(|i| tokens_of(&model, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| EngineError::Template(format!("tokenization panicked: {e}")))??;
+        // The context is created on first use: a blocking step, once.
+        let embedder = tokio::task::block_in_place(|| self.embedder())?;
+        if let Some(long) = tokens.iter().find(|t| t.len() as u32 > embedder.max_tokens) {
+            return Err(EngineError::ContextLengthExceeded {
+                limit: embedder.max_tokens,
+                requested: long.len() as u32,
+                param: "input",
+            });
+        }
+        let counts: Vec<u32> = tokens.iter().map(|t| t.len() as u32).collect();
+        let vectors = embedder.embed(tokens).await?;
+        Ok(vectors
+            .into_iter()
+            .zip(counts)
+            .map(|(vector, tokens)| Embedding { vector, tokens })
+            .collect())
     }
 }

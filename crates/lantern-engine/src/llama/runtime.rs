@@ -5,24 +5,17 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::sampling::SlotSampler;
 use crate::scheduler::Runtime;
-use crate::SamplingParams;
 
 pub(crate) struct LlamaRuntime<'m> {
     pub model: &'m LlamaModel,
     pub ctx: LlamaContext<'m>,
     pub batch: LlamaBatch<'static>,
-    pub n_vocab: i32,
+    /// Control tokens rendered as text (tool-call and reasoning markers), sorted.
+    pub preserved: Vec<i32>,
 }
 
 impl Runtime for LlamaRuntime<'_> {
-    type Sampler = SlotSampler;
-
-    fn new_sampler(&self, params: &SamplingParams) -> SlotSampler {
-        SlotSampler::new(params, self.n_vocab)
-    }
-
     fn clear_batch(&mut self) {
         self.batch.clear();
     }
@@ -38,8 +31,8 @@ impl Runtime for LlamaRuntime<'_> {
         self.ctx.decode(&mut self.batch).map_err(|e| e.to_string())
     }
 
-    fn sample(&mut self, sampler: &mut SlotSampler, batch_index: i32) -> i32 {
-        sampler.sample(&self.ctx, batch_index)
+    fn logits(&self, batch_index: i32) -> &[f32] {
+        self.ctx.get_logits_ith(batch_index)
     }
 
     fn truncate_seq(&mut self, seq: i32, from: i32) {
@@ -52,13 +45,23 @@ impl Runtime for LlamaRuntime<'_> {
         }
     }
 
+    fn copy_seq(&mut self, src: i32, dst: i32) {
+        // Each sequence has its own KV stream: llama.cpp copies the whole stream (its cells
+        // are reset first), on the next decode.
+        let _ = self.ctx.clear_kv_cache_seq(Some(dst as u32), None, None);
+        if let Err(e) = self.ctx.copy_kv_cache_seq(src, dst, None, None) {
+            tracing::warn!(src, dst, error = %e, "could not copy KV cells");
+        }
+    }
+
     fn is_eog(&self, token: i32) -> bool {
         self.model.vocab().is_eog(LlamaToken(token))
     }
 
     fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
+        let special = self.preserved.binary_search(&token).is_ok();
         self.model
             .vocab()
-            .token_to_piece_into(LlamaToken(token), out, false, None);
+            .token_to_piece_into(LlamaToken(token), out, special, None);
     }
 }

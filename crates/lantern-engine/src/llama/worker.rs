@@ -12,7 +12,8 @@ use llama_cpp_2::model::LlamaModel;
 
 use super::runtime::LlamaRuntime;
 use super::EngineConfig;
-use crate::scheduler::{IdlePrefixes, Job, Scheduler, SchedulerConfig};
+use crate::scheduler::{IdlePrefixes, Scheduler, SchedulerConfig};
+use crate::slot::Job;
 use crate::EngineError;
 
 pub(crate) fn spawn(
@@ -20,11 +21,12 @@ pub(crate) fn spawn(
     config: EngineConfig,
     jobs: Receiver<Job>,
     idle_prefixes: IdlePrefixes,
+    preserved: Vec<i32>,
 ) -> Result<u32, EngineError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("lantern-infer".into())
-        .spawn(move || run(&model, &config, jobs, idle_prefixes, ready_tx))
+        .spawn(move || run(&model, &config, jobs, idle_prefixes, preserved, ready_tx))
         .map_err(|e| EngineError::Context(format!("cannot start the inference thread: {e}")))?;
     ready_rx.recv().unwrap_or(Err(EngineError::WorkerGone))
 }
@@ -34,6 +36,7 @@ fn run(
     config: &EngineConfig,
     jobs: Receiver<Job>,
     idle_prefixes: IdlePrefixes,
+    preserved: Vec<i32>,
     ready: SyncSender<Result<u32, EngineError>>,
 ) {
     let batch_tokens = config.batch_tokens();
@@ -51,7 +54,11 @@ fn run(
             return;
         }
     };
-    let ctx = match model.new_context(backend, params) {
+    let created = {
+        let _guard = super::load::CONTEXT_CREATION.lock();
+        model.new_context(backend, params)
+    };
+    let ctx = match created {
         Ok(ctx) => ctx,
         Err(e) => {
             let _ = ready.send(Err(EngineError::Context(format!(
@@ -66,7 +73,7 @@ fn run(
         model,
         ctx,
         batch: LlamaBatch::new(batch_tokens, 1),
-        n_vocab: model.n_vocab(),
+        preserved,
     };
     let mut scheduler = Scheduler::new(
         runtime,

@@ -1,4 +1,5 @@
-//! `POST /v1/chat/completions`.
+//! `POST /v1/chat/completions`: the request → an engine chat prompt (tools, tool choice,
+//! response format, thinking switch), and the chat rendering of choices and deltas.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -8,16 +9,21 @@ use lantern_api::chat::{
     AssistantMessage, ChatChoice, ChatCompletionChunk, ChatCompletionRequest,
     ChatCompletionResponse, ChatDelta, ChatMessage, ChunkChoice, ContentPart, MessageContent,
 };
+use lantern_api::fields::CHAT_FIELDS;
+use lantern_api::logprobs::ChoiceLogprobs;
+use lantern_api::tools::{
+    FunctionCall, FunctionCallChunk, ResponseFormat, ToolCall, ToolCallChunk, ToolChoice,
+};
 use lantern_api::{ErrorResponse, FinishReason, Usage};
-use lantern_engine::{ChatTurn, GenerateRequest, Prompt};
+use lantern_engine::{ChatPrompt, ChatTurn, Grammar, Prompt};
 
 use crate::error::ApiError;
-use crate::extract::JsonBody;
-use crate::routes::{
-    finish_reason, is_deterministic, max_tokens, respond, sampling_params, stop_strings,
-};
-use crate::sse::{total_usage, ChunkFormat, ResponseMeta};
-use crate::state::AppState;
+use crate::extract::Checked;
+use crate::output::{total_usage, ChoiceDelta, FinishedChoice};
+use crate::routes::{generate_request, prelude, respond};
+use crate::sse::{ChunkFormat, ResponseMeta};
+use crate::state::{AppState, ReasoningFields};
+use crate::wire::chat_logprobs;
 
 /// Creates a model response for the given chat conversation.
 #[utoipa::path(
@@ -27,7 +33,7 @@ use crate::state::AppState;
     request_body = ChatCompletionRequest,
     responses(
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `ChatCompletionChunk`s ending in `data: [DONE]`", body = ChatCompletionResponse),
-        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 400, description = "Invalid request, or a field this server refuses (named in `param`)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
         (status = 500, description = "Inference failed", body = ErrorResponse),
@@ -37,49 +43,103 @@ use crate::state::AppState;
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<ChatCompletionRequest>,
+    Checked { req, raw }: Checked<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
-    let entry = state.entry(&req.model)?;
     let fields = req.sampling();
-    let key = state
-        .cache
-        .key_for("chat", &entry.id, &req, is_deterministic(&fields), &headers);
-    let request = GenerateRequest {
-        prompt: Prompt::Chat(req.messages.iter().map(to_turn).collect()),
-        sampling: sampling_params(&fields),
-        max_tokens: max_tokens(&fields),
-        stop: stop_strings(&fields),
-        ignore_eos: req.ignore_eos.unwrap_or(false),
-    };
+    let (entry, key) = prelude(
+        &state,
+        &headers,
+        "chat",
+        &req.model,
+        &raw,
+        CHAT_FIELDS,
+        &fields,
+    )?;
+    let logprobs = (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0) as u32);
+    let request = generate_request(
+        &fields,
+        Prompt::Chat(chat_prompt(&req)),
+        req.ignore_eos,
+        logprobs,
+        grammar(req.response_format.as_ref()),
+    );
     let meta = ResponseMeta::new("chatcmpl", &req.model);
+    let format = ChatFormat {
+        meta: meta.clone(),
+        reasoning: state.reasoning_fields,
+    };
     let stream = req
         .is_stream()
-        .then(|| (ChatFormat(meta.clone()), req.include_usage()));
-    respond(&state, entry, key, vec![request], stream, |done| {
-        let usage = total_usage(done.iter().map(|c| &c.usage));
-        let choices = done
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| ChatChoice {
-                index: i as u32,
-                message: AssistantMessage::new(c.text),
-                logprobs: None,
-                finish_reason: finish_reason(c.finish_reason),
+        .then(|| (format.clone(), req.include_usage()));
+    respond(
+        &state,
+        entry,
+        key,
+        vec![request],
+        logprobs.is_some(),
+        stream,
+        |done| {
+            let usage = total_usage(done.iter().map(|c| (c.prompt, &c.usage)));
+            let choices = done
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ChatChoice {
+                    index: i as u32,
+                    message: format.message(c),
+                    logprobs: c.logprobs.as_ref().map(|l| chat_logprobs(l)),
+                    finish_reason: c.finish_reason,
+                })
+                .collect();
+            Json(ChatCompletionResponse {
+                id: meta.id,
+                object: "chat.completion".into(),
+                created: meta.created,
+                model: meta.model,
+                system_fingerprint: None,
+                choices,
+                usage,
             })
-            .collect();
-        Json(ChatCompletionResponse {
-            id: meta.id,
-            object: "chat.completion".into(),
-            created: meta.created,
-            model: meta.model,
-            system_fingerprint: None,
-            choices,
-            usage,
-        })
-        .into_response()
-    })
+            .into_response()
+        },
+    )
     .await
+}
+
+fn grammar(format: Option<&ResponseFormat>) -> Option<Grammar> {
+    match format? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(Grammar::JsonObject),
+        ResponseFormat::JsonSchema { json_schema } => Some(Grammar::JsonSchema(
+            json_schema.schema.clone().unwrap_or_default(),
+        )),
+    }
+}
+
+/// The conversation and its tool settings, as the engine takes them.
+fn chat_prompt(req: &ChatCompletionRequest) -> ChatPrompt {
+    let tool_choice = match &req.tool_choice {
+        None => lantern_engine::ToolChoice::Auto,
+        Some(ToolChoice::Mode(m)) => match m.as_str() {
+            "none" => lantern_engine::ToolChoice::None,
+            "required" => lantern_engine::ToolChoice::Required,
+            _ => lantern_engine::ToolChoice::Auto,
+        },
+        Some(ToolChoice::Named(n)) => lantern_engine::ToolChoice::Function(n.function.name.clone()),
+    };
+    ChatPrompt {
+        messages: req.messages.iter().map(to_turn).collect(),
+        tools: req
+            .tools
+            .iter()
+            .flatten()
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect(),
+        tool_choice,
+        parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
+        enable_thinking: (req.reasoning_effort.as_deref() == Some("none")).then_some(false),
+        template_kwargs: req.chat_template_kwargs.clone().unwrap_or_default(),
+    }
 }
 
 /// Array content is flattened to its text parts, which every chat template understands.
@@ -117,15 +177,54 @@ fn to_turn(message: &ChatMessage) -> ChatTurn {
     turn
 }
 
-struct ChatFormat(ResponseMeta);
+#[derive(Clone)]
+struct ChatFormat {
+    meta: ResponseMeta,
+    reasoning: ReasoningFields,
+}
 
 impl ChatFormat {
+    fn message(&self, c: &FinishedChoice) -> AssistantMessage {
+        let mut m = AssistantMessage::new(String::new());
+        m.content = c.content();
+        if !c.tool_calls.is_empty() {
+            m.tool_calls = Some(
+                c.tool_calls
+                    .iter()
+                    .map(|t| ToolCall {
+                        id: t.id.clone(),
+                        kind: "function".into(),
+                        function: FunctionCall {
+                            name: t.name.clone(),
+                            arguments: t.arguments.clone(),
+                        },
+                    })
+                    .collect(),
+            );
+        }
+        (m.reasoning_content, m.reasoning) = self.reasoning_fields(&c.reasoning);
+        m
+    }
+
+    /// `reasoning_content` and/or `reasoning`, as configured; nothing when there is none.
+    fn reasoning_fields(&self, text: &str) -> (Option<String>, Option<String>) {
+        if text.is_empty() {
+            return (None, None);
+        }
+        let t = Some(text.to_string());
+        match self.reasoning {
+            ReasoningFields::Both => (t.clone(), t),
+            ReasoningFields::ReasoningContent => (t, None),
+            ReasoningFields::Reasoning => (None, t),
+        }
+    }
+
     fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> String {
         let chunk = ChatCompletionChunk {
-            id: self.0.id.clone(),
+            id: self.meta.id.clone(),
             object: "chat.completion.chunk".into(),
-            created: self.0.created,
-            model: self.0.model.clone(),
+            created: self.meta.created,
+            model: self.meta.model.clone(),
             system_fingerprint: None,
             choices,
             usage,
@@ -133,12 +232,18 @@ impl ChatFormat {
         serde_json::to_string(&chunk).expect("chunks serialize")
     }
 
-    fn delta(&self, index: u32, delta: ChatDelta, finish_reason: Option<FinishReason>) -> String {
+    fn one(
+        &self,
+        index: u32,
+        delta: ChatDelta,
+        logprobs: Option<ChoiceLogprobs>,
+        finish_reason: Option<FinishReason>,
+    ) -> String {
         self.chunk(
             vec![ChunkChoice {
                 index,
                 delta,
-                logprobs: None,
+                logprobs,
                 finish_reason,
             }],
             None,
@@ -151,20 +256,64 @@ impl ChunkFormat for ChatFormat {
         let delta = ChatDelta {
             role: Some("assistant".into()),
             content: Some(String::new()),
+            ..ChatDelta::default()
         };
-        Some(self.delta(index, delta, None))
+        Some(self.one(index, delta, None, None))
     }
 
-    fn text(&self, index: u32, text: String) -> String {
-        let delta = ChatDelta {
-            role: None,
-            content: Some(text),
-        };
-        self.delta(index, delta, None)
+    /// Reasoning, content and each call piece go in chunks of their own (a call's first
+    /// chunk carries its id and name, later ones only arguments, as OpenAI streams them);
+    /// the delta's logprobs ride on its content chunk, else on its first.
+    fn delta(&self, index: u32, d: ChoiceDelta, out: &mut Vec<String>) {
+        let mut deltas = Vec::new();
+        let mut content_at = None;
+        if !d.reasoning.is_empty() {
+            let (reasoning_content, reasoning) = self.reasoning_fields(&d.reasoning);
+            deltas.push(ChatDelta {
+                reasoning_content,
+                reasoning,
+                ..ChatDelta::default()
+            });
+        }
+        if !d.content.is_empty() || (d.tool_calls.is_empty() && d.reasoning.is_empty()) {
+            content_at = Some(deltas.len());
+            deltas.push(ChatDelta {
+                content: Some(d.content),
+                ..ChatDelta::default()
+            });
+        }
+        for piece in d.tool_calls {
+            let call = |id, kind, name, arguments| ChatDelta {
+                tool_calls: Some(vec![ToolCallChunk {
+                    index: piece.index,
+                    id,
+                    kind,
+                    function: FunctionCallChunk { name, arguments },
+                }]),
+                ..ChatDelta::default()
+            };
+            if piece.name.is_some() {
+                deltas.push(call(
+                    piece.id.clone(),
+                    Some("function".into()),
+                    piece.name.clone(),
+                    Some(String::new()),
+                ));
+            }
+            if !piece.arguments.is_empty() {
+                deltas.push(call(None, None, None, Some(piece.arguments.clone())));
+            }
+        }
+        let mut logprobs = (!d.logprobs.is_empty()).then(|| chat_logprobs(&d.logprobs));
+        let carrier = content_at.unwrap_or(0);
+        for (i, delta) in deltas.into_iter().enumerate() {
+            let lp = if i == carrier { logprobs.take() } else { None };
+            out.push(self.one(index, delta, lp, None));
+        }
     }
 
     fn finish(&self, index: u32, reason: FinishReason) -> String {
-        self.delta(index, ChatDelta::default(), Some(reason))
+        self.one(index, ChatDelta::default(), None, Some(reason))
     }
 
     fn usage(&self, usage: Usage) -> String {

@@ -1,4 +1,7 @@
-//! `POST /v1/completions` (legacy text completions), including several prompts in one request.
+//! `POST /v1/completions` (legacy text completions), including several prompts and several
+//! choices per prompt in one request.
+
+use std::sync::Mutex;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -7,16 +10,18 @@ use axum::Json;
 use lantern_api::completions::{
     CompletionChoice, CompletionRequest, CompletionResponse, PromptInput,
 };
+use lantern_api::fields::COMPLETION_FIELDS;
+use lantern_api::logprobs::CompletionLogprobs;
 use lantern_api::{ErrorResponse, FinishReason, Usage};
-use lantern_engine::{GenerateRequest, Prompt};
+use lantern_engine::Prompt;
 
 use crate::error::ApiError;
-use crate::extract::JsonBody;
-use crate::routes::{
-    finish_reason, is_deterministic, max_tokens, respond, sampling_params, stop_strings,
-};
-use crate::sse::{total_usage, ChunkFormat, ResponseMeta};
+use crate::extract::Checked;
+use crate::output::{total_usage, ChoiceDelta};
+use crate::routes::{generate_request, prelude, respond};
+use crate::sse::{ChunkFormat, ResponseMeta};
 use crate::state::AppState;
+use crate::wire::completion_logprobs;
 
 /// Creates a completion for the prompt (or for each prompt of an array).
 #[utoipa::path(
@@ -26,7 +31,7 @@ use crate::state::AppState;
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of chunks of the same shape ending in `data: [DONE]`", body = CompletionResponse),
-        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 400, description = "Invalid request, or a field this server refuses (named in `param`)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
         (status = 500, description = "Inference failed", body = ErrorResponse),
@@ -36,18 +41,19 @@ use crate::state::AppState;
 pub async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<CompletionRequest>,
+    Checked { req, raw }: Checked<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
-    let entry = state.entry(&req.model)?;
     let fields = req.sampling();
-    let key = state.cache.key_for(
-        "completions",
-        &entry.id,
-        &req,
-        is_deterministic(&fields),
+    let (entry, key) = prelude(
+        &state,
         &headers,
-    );
+        "completions",
+        &req.model,
+        &raw,
+        COMPLETION_FIELDS,
+        &fields,
+    )?;
     let inputs = req.prompt.clone().into_inputs();
     let echo = req.echo.unwrap_or(false);
     if echo && inputs.iter().any(|p| matches!(p, PromptInput::Tokens(_))) {
@@ -56,64 +62,84 @@ pub async fn completions(
             Some("echo".into()),
         ));
     }
+    let n = fields.n.unwrap_or(1).max(1) as usize;
+    // Choice i answers prompt i / n, as in the OpenAI API.
     let echoes: Vec<String> = inputs
         .iter()
-        .map(|p| match p {
-            PromptInput::Text(t) if echo => t.clone(),
-            _ => String::new(),
+        .flat_map(|p| {
+            let e = match p {
+                PromptInput::Text(t) if echo => t.clone(),
+                _ => String::new(),
+            };
+            std::iter::repeat_n(e, n)
         })
         .collect();
+    let logprobs = req.logprobs.map(|k| k as u32);
     let requests = inputs
         .into_iter()
-        .map(|input| GenerateRequest {
-            prompt: match input {
+        .map(|input| {
+            let prompt = match input {
                 PromptInput::Text(t) => Prompt::Text(t),
                 PromptInput::Tokens(t) => Prompt::Tokens(t),
-            },
-            sampling: sampling_params(&fields),
-            max_tokens: max_tokens(&fields),
-            stop: stop_strings(&fields),
-            ignore_eos: req.ignore_eos.unwrap_or(false),
+            };
+            generate_request(&fields, prompt, req.ignore_eos, logprobs, None)
         })
         .collect();
     let meta = ResponseMeta::new("cmpl", &req.model);
     let stream = req.is_stream().then(|| {
         let format = CompletionFormat {
             meta: meta.clone(),
+            offsets: Mutex::new(echoes.iter().map(|e| e.chars().count() as u32).collect()),
             echoes: echoes.clone(),
         };
         (format, req.include_usage())
     });
-    respond(&state, entry, key, requests, stream, |done| {
-        let usage = total_usage(done.iter().map(|c| &c.usage));
-        let choices = done
-            .into_iter()
-            .zip(echoes)
-            .enumerate()
-            .map(|(i, (c, echo))| CompletionChoice {
-                text: echo + &c.text,
-                index: i as u32,
-                logprobs: None,
-                finish_reason: Some(finish_reason(c.finish_reason)),
+    respond(
+        &state,
+        entry,
+        key,
+        requests,
+        logprobs.is_some(),
+        stream,
+        |done| {
+            let usage = total_usage(done.iter().map(|c| (c.prompt, &c.usage)));
+            let choices = done
+                .into_iter()
+                .zip(echoes)
+                .enumerate()
+                .map(|(i, (c, echo))| {
+                    let mut offset = echo.chars().count() as u32;
+                    CompletionChoice {
+                        logprobs: c
+                            .logprobs
+                            .as_ref()
+                            .map(|l| completion_logprobs(l, &mut offset)),
+                        text: echo + &c.content,
+                        index: i as u32,
+                        finish_reason: Some(c.finish_reason),
+                    }
+                })
+                .collect();
+            Json(CompletionResponse {
+                id: meta.id,
+                object: "text_completion".into(),
+                created: meta.created,
+                model: meta.model,
+                system_fingerprint: None,
+                choices,
+                usage: Some(usage),
             })
-            .collect();
-        Json(CompletionResponse {
-            id: meta.id,
-            object: "text_completion".into(),
-            created: meta.created,
-            model: meta.model,
-            system_fingerprint: None,
-            choices,
-            usage: Some(usage),
-        })
-        .into_response()
-    })
+            .into_response()
+        },
+    )
     .await
 }
 
 struct CompletionFormat {
     meta: ResponseMeta,
     echoes: Vec<String>,
+    /// Character offset of each choice's next token, for `text_offset`.
+    offsets: Mutex<Vec<u32>>,
 }
 
 impl CompletionFormat {
@@ -130,12 +156,18 @@ impl CompletionFormat {
         serde_json::to_string(&chunk).expect("chunks serialize")
     }
 
-    fn choice(&self, index: u32, text: String, finish_reason: Option<FinishReason>) -> String {
+    fn choice(
+        &self,
+        index: u32,
+        text: String,
+        logprobs: Option<CompletionLogprobs>,
+        finish_reason: Option<FinishReason>,
+    ) -> String {
         self.chunk(
             vec![CompletionChoice {
                 text,
                 index,
-                logprobs: None,
+                logprobs,
                 finish_reason,
             }],
             None,
@@ -146,15 +178,19 @@ impl CompletionFormat {
 impl ChunkFormat for CompletionFormat {
     fn opening(&self, index: u32) -> Option<String> {
         let echo = &self.echoes[index as usize];
-        (!echo.is_empty()).then(|| self.choice(index, echo.clone(), None))
+        (!echo.is_empty()).then(|| self.choice(index, echo.clone(), None, None))
     }
 
-    fn text(&self, index: u32, text: String) -> String {
-        self.choice(index, text, None)
+    fn delta(&self, index: u32, delta: ChoiceDelta, out: &mut Vec<String>) {
+        let logprobs = (!delta.logprobs.is_empty()).then(|| {
+            let mut offsets = self.offsets.lock().expect("offsets lock");
+            completion_logprobs(&delta.logprobs, &mut offsets[index as usize])
+        });
+        out.push(self.choice(index, delta.content, logprobs, None));
     }
 
     fn finish(&self, index: u32, reason: FinishReason) -> String {
-        self.choice(index, String::new(), Some(reason))
+        self.choice(index, String::new(), None, Some(reason))
     }
 
     fn usage(&self, usage: Usage) -> String {

@@ -1,19 +1,26 @@
-//! HTTP handlers, one file per endpoint group, and the translation from wire requests to
-//! engine requests that they share.
+//! HTTP handlers, one file per endpoint group, and what the generation endpoints share: the
+//! request prelude (validation, model, cache key), the translation to engine requests, and
+//! serving from the cache or the engine.
 
 pub mod chat;
 pub mod completions;
+pub mod embeddings;
 pub mod health;
 pub mod models;
+pub mod tokenize;
 
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::future::try_join_all;
 use lantern_api::common::SamplingFields;
-use lantern_engine::{FinishReason, GenerateRequest, SamplingParams};
+use lantern_api::fields::FieldClass;
+use lantern_engine::{GenerateRequest, Grammar, Prompt, SamplingParams};
+use serde_json::Value;
 
 use crate::cache::{CacheKey, CacheStatus, CACHE_HEADER};
 use crate::error::ApiError;
-use crate::sse::{collect, replay, sse_response, ChunkFormat, Completion, OnComplete};
+use crate::output::{sources, FinishedChoice, RawChoice};
+use crate::sse::{collect, sse_response, ChunkFormat, OnComplete};
 use crate::state::{AppState, ModelEntry};
 
 /// Validated wire sampling fields → engine parameters (OpenAI defaults where unset).
@@ -30,86 +37,110 @@ pub(crate) fn sampling_params(fields: &SamplingFields<'_>) -> SamplingParams {
         min_p: fields.min_p.map_or(defaults.min_p, |v| v as f32),
         presence_penalty: fields.presence_penalty.map_or(0.0, |v| v as f32),
         frequency_penalty: fields.frequency_penalty.map_or(0.0, |v| v as f32),
-        // OpenAI seeds are 64-bit; llama.cpp's are 32-bit. Fold the high half in so distinct
-        // seeds stay distinct, and keep u32::MAX (llama.cpp's "random") out of reach.
-        seed: fields.seed.map(|s| {
-            let folded = (s as u64 ^ ((s as u64) >> 32)) as u32;
-            if folded == u32::MAX {
-                0
-            } else {
-                folded
-            }
-        }),
+        seed: fields.seed.map(|s| s as u64),
+        // Keys were checked to be token ids by validation.
+        logit_bias: fields
+            .logit_bias
+            .map(|b| {
+                b.iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, *v as f32)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
-pub(crate) fn max_tokens(fields: &SamplingFields<'_>) -> Option<u32> {
-    fields
-        .max_tokens
-        .map(|m| m.clamp(1, u32::MAX as i64) as u32)
-}
-
-pub(crate) fn stop_strings(fields: &SamplingFields<'_>) -> Vec<String> {
-    fields
-        .stop
-        .map(|s| {
-            s.as_slice()
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(crate) fn finish_reason(reason: FinishReason) -> lantern_api::FinishReason {
-    match reason {
-        FinishReason::Stop => lantern_api::FinishReason::Stop,
-        FinishReason::Length => lantern_api::FinishReason::Length,
+/// A generation request with the fields both endpoints share.
+pub(crate) fn generate_request(
+    fields: &SamplingFields<'_>,
+    prompt: Prompt,
+    ignore_eos: Option<bool>,
+    logprobs: Option<u32>,
+    grammar: Option<Grammar>,
+) -> GenerateRequest {
+    GenerateRequest {
+        prompt,
+        sampling: sampling_params(fields),
+        max_tokens: fields
+            .max_tokens
+            .map(|m| m.clamp(1, u32::MAX as i64) as u32),
+        stop: fields
+            .stop
+            .map(|s| {
+                s.as_slice()
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ignore_eos: ignore_eos.unwrap_or(false),
+        n: fields.n.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32,
+        logprobs,
+        grammar,
     }
 }
 
-pub(crate) fn usage(u: lantern_engine::TokenUsage) -> lantern_api::Usage {
-    lantern_api::Usage::new(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+/// What every generation handler does first: the model entry, and the cache key (when the
+/// output is deterministic and caching applies).
+pub(crate) fn prelude<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    endpoint: &str,
+    model: &str,
+    raw: &Value,
+    table: &'static [(&'static str, FieldClass)],
+    fields: &SamplingFields<'_>,
+) -> Result<(&'s ModelEntry, Option<CacheKey>), ApiError> {
+    let entry = state.entry(model)?;
+    // Greedy, or seeded: reproducible, so the response may be cached.
+    let deterministic = fields.temperature == Some(0.0) || fields.seed.is_some();
+    let key = state
+        .cache
+        .key_for(endpoint, &entry.id, raw, table, deterministic, headers);
+    Ok((entry, key))
 }
 
 /// Serves generation requests: from the response cache when `key` hits, else from the model's
-/// backend (storing the result under `key` once it finished successfully). `stream` carries
-/// the chunk format and `include_usage` for SSE; `render` builds the JSON body otherwise. The
-/// `x-lantern-cache` header says which path was taken.
+/// backend (storing the raw output under `key` once it finished successfully). `stream`
+/// carries the chunk format and `include_usage` for SSE; `render` builds the JSON body
+/// otherwise. The `x-lantern-cache` header says which path was taken.
 pub(crate) async fn respond<F: ChunkFormat>(
     state: &AppState,
     model: &ModelEntry,
     key: Option<CacheKey>,
     requests: Vec<GenerateRequest>,
+    logprobs: bool,
     stream: Option<(F, bool)>,
-    render: impl FnOnce(Vec<Completion>) -> Response,
+    render: impl FnOnce(Vec<FinishedChoice>) -> Response,
 ) -> Result<Response, ApiError> {
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
+        let replay = hit.iter().map(RawChoice::replay).collect();
         let response = match stream {
             Some((format, include_usage)) => {
-                sse_response(format, replay(&hit), include_usage, None)
+                sse_response(format, replay, logprobs, include_usage, None)
             }
-            None => render(hit.as_ref().clone()),
+            None => render(collect_all(replay, logprobs).await?.0),
         };
         return Ok(with_cache_status(response, CacheStatus::Hit));
     }
     let backend = state.backend(model).await?;
-    // All choices run concurrently; if one is rejected, the others' receivers are dropped,
-    // which cancels them.
-    let streams = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
+    // All prompts are scheduled concurrently; if one is rejected, the others' receivers are
+    // dropped, which cancels them.
+    let generations = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
+    let choices = sources(generations);
     let response = match stream {
         Some((format, include_usage)) => {
             let sink = key.map(|k| {
                 let cache = state.cache.clone();
-                Box::new(move |done: Vec<Completion>| cache.insert(k, done)) as OnComplete
+                Box::new(move |raw: Vec<RawChoice>| cache.insert(k, raw)) as OnComplete
             });
-            sse_response(format, streams, include_usage, sink)
+            sse_response(format, choices, logprobs, include_usage, sink)
         }
         None => {
-            let done = try_join_all(streams.into_iter().map(collect)).await?;
+            let (done, raw) = collect_all(choices, logprobs).await?;
             if let Some(k) = key {
-                state.cache.insert(k, done.clone());
+                state.cache.insert(k, raw);
             }
             render(done)
         }
@@ -120,6 +151,14 @@ pub(crate) async fn respond<F: ChunkFormat>(
         CacheStatus::Bypass
     };
     Ok(with_cache_status(response, status))
+}
+
+async fn collect_all(
+    choices: Vec<crate::output::ChoiceSource>,
+    logprobs: bool,
+) -> Result<(Vec<FinishedChoice>, Vec<RawChoice>), ApiError> {
+    let parts = try_join_all(choices.into_iter().map(|c| collect(c, logprobs))).await?;
+    Ok(parts.into_iter().unzip())
 }
 
 fn with_cache_status(mut response: Response, status: CacheStatus) -> Response {
@@ -138,9 +177,4 @@ pub(crate) async fn default_cache_header(mut response: Response) -> Response {
             .insert(CACHE_HEADER, CacheStatus::Bypass.header_value());
     }
     response
-}
-
-/// Whether sampling is reproducible, so the response may be cached: greedy, or seeded.
-pub(crate) fn is_deterministic(fields: &SamplingFields<'_>) -> bool {
-    fields.temperature == Some(0.0) || fields.seed.is_some()
 }
