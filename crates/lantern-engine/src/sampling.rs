@@ -37,12 +37,39 @@ pub(crate) enum SampleError {
 /// After a token is accepted: whether the grammar is complete (nothing more may follow).
 pub(crate) type GrammarDone = bool;
 
+/// Tokens that bring a JSON answer to an end, found once per vocabulary. Inside a string the
+/// closing quotes come first; outside one the brackets (with the end-of-generation tokens),
+/// since a quote there would open a new key; then the shortest values, where a value must come.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClosingTokens {
+    /// Closers that hold a quote (`"`, `"}`, ...).
+    pub quotes: std::sync::Arc<[u32]>,
+    /// Closers without one (`}`, `]}`, end of generation).
+    pub brackets: std::sync::Arc<[u32]>,
+    pub values: std::sync::Arc<[u32]>,
+    /// Per token: brackets it opens minus brackets it closes, to estimate how many tokens
+    /// closing will take.
+    pub depth: std::sync::Arc<[i8]>,
+    /// Per token: whether it holds an odd number of quotes, to know whether the answer is
+    /// inside a string (an estimate: escaped quotes are rare in model output).
+    pub flips_string: std::sync::Arc<[bool]>,
+}
+
+/// Tokens left before the budget ends at which a grammar answer starts closing, beyond one
+/// per open bracket.
+const CLOSING_RESERVE: u32 = 12;
+
 pub(crate) struct Sampler {
     params: SamplingParams,
     /// `params.is_plain_greedy()` with no grammar and no logprobs: argmax of the raw row.
     plain: bool,
     rng: StdRng,
     grammar: Option<Box<Matcher>>,
+    /// With a grammar: tokens preferred when the budget is nearly spent.
+    closing: Option<ClosingTokens>,
+    /// Brackets open in the answer so far (estimated from its tokens).
+    depth: u32,
+    in_string: bool,
     top_logprobs: Option<u32>,
     /// Generated tokens and how often, for presence and frequency penalties.
     counts: HashMap<i32, u32>,
@@ -71,6 +98,9 @@ impl Sampler {
             params: params.clone(),
             rng,
             grammar: grammar.map(Box::new),
+            closing: None,
+            depth: 0,
+            in_string: false,
             top_logprobs: top_logprobs.map(|k| k.min(MAX_TOP_LOGPROBS)),
             counts: HashMap::new(),
             logits: Vec::new(),
@@ -82,9 +112,17 @@ impl Sampler {
         self.grammar.is_some()
     }
 
-    /// Chooses the next token from one row of logits. Does not accept it: call
-    /// [`Sampler::accept`] with the token actually used.
-    pub fn sample(&mut self, row: &[f32]) -> Result<Sampled, SampleError> {
+    /// A grammar answer about to run out of tokens (`max_tokens` or the context) is steered
+    /// to finish: among the tokens the grammar allows, only `closing` ones are kept while any
+    /// is allowed, so the answer ends as valid JSON instead of being cut off.
+    pub fn with_closing(mut self, closing: Option<ClosingTokens>) -> Self {
+        self.closing = closing.filter(|_| self.grammar.is_some());
+        self
+    }
+
+    /// Chooses the next token from one row of logits, `remaining` tokens before the budget
+    /// ends. Does not accept it: call [`Sampler::accept`] with the token actually used.
+    pub fn sample(&mut self, row: &[f32], remaining: u32) -> Result<Sampled, SampleError> {
         if self.plain {
             return Ok(Sampled {
                 token: argmax(row),
@@ -95,7 +133,7 @@ impl Sampler {
         self.logits.extend_from_slice(row);
         self.apply_penalties();
         self.apply_bias();
-        self.apply_grammar()?;
+        self.apply_grammar(remaining)?;
         let logprobs = self.top_logprobs.map(|k| log_probs(&self.logits, k));
         let token = if self.params.temperature <= 0.0 {
             argmax(&self.logits)
@@ -110,6 +148,16 @@ impl Sampler {
     pub fn accept(&mut self, token: i32) -> Result<GrammarDone, SampleError> {
         if self.penalties {
             *self.counts.entry(token).or_insert(0) += 1;
+        }
+        if let Some(c) = self.closing.as_ref() {
+            let i = token as usize;
+            if let Some(delta) = c.depth.get(i) {
+                self.depth = self
+                    .depth
+                    .saturating_add_signed(i32::from(*delta))
+                    .min(1 << 16);
+            }
+            self.in_string ^= c.flips_string.get(i).copied().unwrap_or(false);
         }
         let Some(m) = self.grammar.as_mut() else {
             return Ok(false);
@@ -141,7 +189,7 @@ impl Sampler {
         }
     }
 
-    fn apply_grammar(&mut self) -> Result<(), SampleError> {
+    fn apply_grammar(&mut self, remaining: u32) -> Result<(), SampleError> {
         let Some(m) = self.grammar.as_mut() else {
             return Ok(());
         };
@@ -163,7 +211,39 @@ impl Sampler {
                 "every token the grammar allows is banned by logit_bias".into()
             }));
         }
+        let reserve = CLOSING_RESERVE + self.depth;
+        if let Some(closing) = self.closing.clone().filter(|_| remaining <= reserve) {
+            let tiers = if self.in_string {
+                [&closing.quotes, &closing.brackets, &closing.values]
+            } else {
+                [&closing.brackets, &closing.values, &closing.quotes]
+            };
+            for tier in tiers {
+                if self.keep_only(tier) {
+                    break;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Masks every token outside `tokens`, if any of them is still allowed.
+    fn keep_only(&mut self, tokens: &[u32]) -> bool {
+        let kept: Vec<(u32, f32)> = tokens
+            .iter()
+            .filter_map(|&t| {
+                let l = *self.logits.get(t as usize)?;
+                l.is_finite().then_some((t, l))
+            })
+            .collect();
+        if kept.is_empty() {
+            return false;
+        }
+        self.logits.fill(f32::NEG_INFINITY);
+        for (t, l) in kept {
+            self.logits[t as usize] = l;
+        }
+        true
     }
 
     /// top-k, top-p and min-p on the untempered distribution, then a draw at the temperature.

@@ -26,12 +26,12 @@ fn argmax_first_of_ties() {
 fn greedy_takes_the_argmax_and_bias_can_ban_or_force() {
     let logits = row(&[1.0, 5.0, 2.0, 0.0]);
     let mut s = Sampler::new(&params(0.0), None, None, 0);
-    assert_eq!(s.sample(&logits).unwrap().token, 1);
+    assert_eq!(s.sample(&logits, 100).unwrap().token, 1);
     let mut p = params(0.0);
     p.logit_bias = vec![(1, -100.0)];
     assert_eq!(
         Sampler::new(&p, None, None, 0)
-            .sample(&logits)
+            .sample(&logits, 100)
             .unwrap()
             .token,
         2
@@ -39,7 +39,7 @@ fn greedy_takes_the_argmax_and_bias_can_ban_or_force() {
     p.logit_bias = vec![(3, 100.0)];
     assert_eq!(
         Sampler::new(&p, None, None, 0)
-            .sample(&logits)
+            .sample(&logits, 100)
             .unwrap()
             .token,
         3
@@ -50,7 +50,7 @@ fn greedy_takes_the_argmax_and_bias_can_ban_or_force() {
 fn logprobs_are_a_log_softmax_and_top_is_sorted() {
     let logits = row(&[1.0, 3.0, 2.0, 0.5]);
     let mut s = Sampler::new(&params(0.0), None, Some(3), 0);
-    let sampled = s.sample(&logits).unwrap();
+    let sampled = s.sample(&logits, 100).unwrap();
     let (lp, top) = sampled.logprobs.unwrap();
     let lse = logits.iter().map(|l| l.exp()).sum::<f32>().ln();
     assert_eq!(sampled.token, 1);
@@ -66,7 +66,9 @@ fn seeded_draws_repeat_and_choices_differ() {
     let logits: Vec<f32> = (0..50).map(|i| (i % 7) as f32 * 0.3).collect();
     let draw = |choice: u32| -> Vec<i32> {
         let mut s = Sampler::new(&params(1.0), None, None, choice);
-        (0..30).map(|_| s.sample(&logits).unwrap().token).collect()
+        (0..30)
+            .map(|_| s.sample(&logits, 100).unwrap().token)
+            .collect()
     };
     assert_eq!(draw(0), draw(0));
     assert_ne!(draw(0), draw(1));
@@ -91,7 +93,7 @@ fn truncation_keeps_the_likeliest() {
     ] {
         let mut s = Sampler::new(&p, None, None, 0);
         for _ in 0..20 {
-            assert_eq!(s.sample(&logits).unwrap().token, 1, "{p:?}");
+            assert_eq!(s.sample(&logits, 100).unwrap().token, 1, "{p:?}");
         }
     }
     // top_k 2 never leaves the two best.
@@ -105,7 +107,7 @@ fn truncation_keeps_the_likeliest() {
         0,
     );
     for _ in 0..50 {
-        assert!([1, 2].contains(&s.sample(&logits).unwrap().token));
+        assert!([1, 2].contains(&s.sample(&logits, 100).unwrap().token));
     }
 }
 
@@ -130,9 +132,13 @@ fn penalties_count_generated_tokens() {
         ..params(0.0)
     };
     let mut s = Sampler::new(&p, None, None, 0);
-    assert_eq!(s.sample(&logits).unwrap().token, 0);
+    assert_eq!(s.sample(&logits, 100).unwrap().token, 0);
     s.accept(0).unwrap();
-    assert_eq!(s.sample(&logits).unwrap().token, 1, "0 is now penalised");
+    assert_eq!(
+        s.sample(&logits, 100).unwrap().token,
+        1,
+        "0 is now penalised"
+    );
 }
 
 fn matcher(words: &[&str], lark: &str) -> Matcher {
@@ -151,12 +157,12 @@ fn grammar_masks_even_the_greedy_fast_path_and_reports_completion() {
     let logits = row(&[9.0, 1.0, 0.5, 0.0]);
     let g = matcher(&["a", "b", "c"], r#"start: "bc""#);
     let mut s = Sampler::new(&params(0.0), Some(g), None, 0);
-    let t = s.sample(&logits).unwrap().token;
+    let t = s.sample(&logits, 100).unwrap().token;
     assert_eq!(t, 1);
     assert!(!s.accept(t).unwrap());
-    let t = s.sample(&logits).unwrap().token;
+    let t = s.sample(&logits, 100).unwrap().token;
     assert_eq!(t, 2);
-    assert!(s.accept(t).unwrap() || s.sample(&logits).unwrap().token == 3);
+    assert!(s.accept(t).unwrap() || s.sample(&logits, 100).unwrap().token == 3);
 }
 
 #[test]
@@ -166,5 +172,36 @@ fn grammar_with_every_allowed_token_banned_is_an_error_not_an_abort() {
     let mut p = params(0.7);
     p.logit_bias = vec![(1, -100.0)];
     let mut s = Sampler::new(&p, Some(g), None, 0);
-    assert!(matches!(s.sample(&logits), Err(SampleError::DeadEnd(_))));
+    assert!(matches!(
+        s.sample(&logits, 100),
+        Err(SampleError::DeadEnd(_))
+    ));
+}
+
+#[test]
+fn a_grammar_answer_near_its_budget_is_steered_to_close() {
+    // "a" keeps the string going, '"' closes it; the model prefers "a".
+    let logits = row(&[9.0, 1.0, 0.0]);
+    let words = ["a", "\"", "x"];
+    let lark = r#"start: "\"" /a*/ "\"""#;
+    let closing = ClosingTokens {
+        quotes: vec![1u32].into(),
+        brackets: vec![3u32].into(),
+        values: vec![2u32].into(),
+        depth: vec![0i8; 4].into(),
+        flips_string: vec![false, true, false, false].into(),
+    };
+    let mut s = Sampler::new(&params(0.0), Some(matcher(&words, lark)), None, 0)
+        .with_closing(Some(closing));
+    s.accept(1).unwrap();
+    assert_eq!(
+        s.sample(&logits, 100).unwrap().token,
+        0,
+        "far from the budget: the model's choice"
+    );
+    assert_eq!(
+        s.sample(&logits, 2).unwrap().token,
+        1,
+        "near it: the closing quote"
+    );
 }

@@ -352,7 +352,11 @@ impl<R: Runtime> Scheduler<R> {
             let Some(idx) = a.logits_at.take() else {
                 continue;
             };
-            let sampled = match a.sampler.sample(self.rt.logits(idx)) {
+            let remaining = a
+                .max_tokens
+                .saturating_sub(a.generated)
+                .min(self.cfg.n_ctx_per_seq.saturating_sub(a.n_past as u32));
+            let sampled = match a.sampler.sample(self.rt.logits(idx), remaining) {
                 Ok(s) => s,
                 Err(e) => {
                     self.fail(seq, EngineError::Grammar(e.to_string()));

@@ -411,7 +411,8 @@ impl Backend for LlamaEngine {
             let matcher = prepared.grammar.as_ref().map(|m| m.deep_clone());
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             choices.push(ChoiceJob {
-                sampler: Sampler::new(&sampling, matcher, top, i),
+                sampler: Sampler::new(&sampling, matcher, top, i)
+                    .with_closing(Some(self.facts.closing.clone())),
                 events: tx,
             });
             receivers.push(rx);

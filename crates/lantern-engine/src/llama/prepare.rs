@@ -9,6 +9,7 @@ use llguidance::Matcher;
 
 use crate::chat_template::ChatTemplate;
 use crate::grammar::{GrammarCompiler, SharedCompiler};
+use crate::sampling::ClosingTokens;
 use crate::tools::{prepare_chat, OutputFormat, PRESERVED_TOKENS};
 use crate::{EngineError, Grammar, Prompt};
 
@@ -19,6 +20,19 @@ pub(crate) struct VocabFacts {
     pub preserved: Vec<i32>,
     /// Mistral's `[TOOL_CALLS]`, when it is one token.
     pub tool_calls_token: Option<u32>,
+    /// What a JSON answer is closed with near its budget (see `Sampler::with_closing`).
+    pub closing: ClosingTokens,
+}
+
+/// A piece that only closes: quotes, brackets and spaces.
+fn is_closer(piece: &[u8]) -> bool {
+    let trimmed = piece.trim_ascii();
+    !trimmed.is_empty() && trimmed.iter().all(|b| matches!(b, b'"' | b']' | b'}'))
+}
+
+/// One of the shortest JSON values.
+fn is_short_value(piece: &[u8]) -> bool {
+    matches!(piece.trim_ascii(), b"0" | b"null" | b"\"\"" | b"{}" | b"[]")
 }
 
 impl VocabFacts {
@@ -36,9 +50,34 @@ impl VocabFacts {
             .map(|t| t.0)
             .collect();
         preserved.sort_unstable();
+        let (mut quotes, mut brackets, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        let mut depth = Vec::with_capacity(model.n_vocab() as usize);
+        let mut flips_string = Vec::with_capacity(model.n_vocab() as usize);
+        for t in (0..model.n_vocab()).map(LlamaToken) {
+            let piece = vocab.token_to_piece(t, false, None);
+            let opens = piece.iter().filter(|b| matches!(b, b'{' | b'[')).count() as i32;
+            let closes = piece.iter().filter(|b| matches!(b, b'}' | b']')).count() as i32;
+            depth.push((opens - closes).clamp(-127, 127) as i8);
+            let quote_count = piece.iter().filter(|&&b| b == b'"').count();
+            flips_string.push(quote_count % 2 == 1);
+            if vocab.is_eog(t) || (is_closer(&piece) && quote_count == 0) {
+                brackets.push(t.0 as u32);
+            } else if is_closer(&piece) {
+                quotes.push(t.0 as u32);
+            } else if is_short_value(&piece) {
+                values.push(t.0 as u32);
+            }
+        }
         VocabFacts {
             preserved,
             tool_calls_token: single("[TOOL_CALLS]").map(|t| t.0 as u32),
+            closing: ClosingTokens {
+                quotes: quotes.into(),
+                brackets: brackets.into(),
+                values: values.into(),
+                depth: depth.into(),
+                flips_string: flips_string.into(),
+            },
         }
     }
 }
