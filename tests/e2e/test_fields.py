@@ -1,0 +1,38 @@
+"""Fail-closed fields on the real server: refused and unknown fields are 400s naming them,
+metadata is accepted, and an honoured field is part of the response cache key."""
+
+import pytest
+import requests
+
+from conftest import MODEL_ID
+
+BASE = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("audio", {"voice": "alloy", "format": "wav"}),
+    ("modalities", ["text", "audio"]),
+    ("prediction", {"type": "content", "content": "hi"}),
+    ("web_search_options", {}),
+    ("no_such_field", 1),
+])
+def test_refused_or_unknown_field_is_400_naming_it(server, field, value):
+    r = requests.post(server.base + "/v1/chat/completions", json={**BASE, field: value})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == field
+
+
+def test_metadata_fields_are_accepted(server):
+    r = requests.post(server.base + "/v1/chat/completions", json={
+        **BASE, "user": "u1", "store": False, "metadata": {"k": "v"}, "service_tier": "auto",
+        "prompt_cache_key": "abc"})
+    assert r.status_code == 200, r.text
+
+
+def test_requests_differing_in_an_honoured_field_do_not_share_a_cache_entry(server):
+    first = requests.post(server.base + "/v1/chat/completions", json={**BASE, "seed": 1})
+    again = requests.post(server.base + "/v1/chat/completions", json={**BASE, "seed": 1})
+    other = requests.post(server.base + "/v1/chat/completions", json={**BASE, "seed": 2})
+    assert again.headers["x-lantern-cache"] == "hit"
+    assert other.headers["x-lantern-cache"] == "miss"
+    assert first.status_code == other.status_code == 200
