@@ -115,8 +115,8 @@ impl Sampler {
     /// A grammar answer about to run out of tokens (`max_tokens` or the context) is steered
     /// to finish: among the tokens the grammar allows, only `closing` ones are kept while any
     /// is allowed, so the answer ends as valid JSON instead of being cut off.
-    pub fn with_closing(mut self, closing: Option<ClosingTokens>) -> Self {
-        self.closing = closing.filter(|_| self.grammar.is_some());
+    pub fn with_closing(mut self, closing: ClosingTokens) -> Self {
+        self.closing = self.grammar.is_some().then_some(closing);
         self
     }
 
@@ -212,7 +212,11 @@ impl Sampler {
             }));
         }
         let reserve = CLOSING_RESERVE + self.depth;
-        if let Some(closing) = self.closing.clone().filter(|_| remaining <= reserve) {
+        if remaining > reserve {
+            return Ok(());
+        }
+        // Taken out for the loop so `keep_only` can borrow the logits; put back after.
+        if let Some(closing) = self.closing.take() {
             let tiers = if self.in_string {
                 [&closing.quotes, &closing.brackets, &closing.values]
             } else {
@@ -223,6 +227,7 @@ impl Sampler {
                     break;
                 }
             }
+            self.closing = Some(closing);
         }
         Ok(())
     }

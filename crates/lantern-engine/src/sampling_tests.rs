@@ -191,8 +191,8 @@ fn a_grammar_answer_near_its_budget_is_steered_to_close() {
         depth: vec![0i8; 4].into(),
         flips_string: vec![false, true, false, false].into(),
     };
-    let mut s = Sampler::new(&params(0.0), Some(matcher(&words, lark)), None, 0)
-        .with_closing(Some(closing));
+    let mut s =
+        Sampler::new(&params(0.0), Some(matcher(&words, lark)), None, 0).with_closing(closing);
     s.accept(1).unwrap();
     assert_eq!(
         s.sample(&logits, 100).unwrap().token,

@@ -412,7 +412,7 @@ impl Backend for LlamaEngine {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             choices.push(ChoiceJob {
                 sampler: Sampler::new(&sampling, matcher, top, i)
-                    .with_closing(Some(self.facts.closing.clone())),
+                    .with_closing(self.facts.closing.clone()),
                 events: tx,
             });
             receivers.push(rx);
