@@ -41,11 +41,17 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
+# The official Node SDK, for the e2e tests that drive lantern from Node.
+NODE_DEPS := tests/node/node_modules/.installed
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund
+	touch $@
+
 # The real models let unit tests check what is read from their GGUF headers.
 unit: deps model model-gemma3
 	cargo test --release --workspace
 
-e2e: model model-gemma3 build build-vulkan $(VENV)/.installed
+e2e: model model-gemma3 build build-vulkan $(VENV)/.installed $(NODE_DEPS)
 	$(VENV)/bin/python -m pytest tests/e2e -v
 
 test: unit e2e

@@ -4,7 +4,8 @@
 # as ratios. Usage:
 #   scripts/bench-compare.sh [LLAMA_BIN_DIR]   # default: build it with the shared reference script
 # Env: ROUNDS (3), THREADS (2), SLOTS (8), CTX (16384), TOKENS (128), LANTERN (binary path),
-#      PREFIX (1000: shared system-prompt tokens for the prompt-caching run), PREFIX_ONLY (0).
+#      PREFIX (1000: shared system-prompt tokens for the prompt-caching run), PREFIX_ONLY (0),
+#      SCHEMA (1: also run every load with a json_schema response_format, to price the grammar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -42,11 +43,18 @@ trap 'kill $LANTERN_PID $LLAMA_PID 2>/dev/null || true' EXIT
 wait_ready http://127.0.0.1:18080
 wait_ready http://127.0.0.1:18081
 
-run() { # name url concurrency requests
-  local json
-  json=$("$BENCH" --url "$2/v1" -c "$3" -n "$4" --max-tokens "$TOKENS" --json 2>>"$OUT/bench.log")
-  echo "{\"server\":\"$1\",\"round\":$round,${json:1}" >> "$results"
-  echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $1 c=$3: {r['aggregate_tok_s']:.1f} tok/s aggregate, TTFT p50 {r['ttft_ms_p50']:.0f} ms\")"
+# A schema whose answer can run to the token budget (one long string), so both formats decode
+# about as many tokens; the grammar's cost is the difference in per-token time.
+SCHEMA_FORMAT='{"type":"json_schema","json_schema":{"name":"story","strict":true,"schema":{"type":"object","properties":{"title":{"type":"string","maxLength":60},"genre":{"type":"string","enum":["adventure","mystery","drama"]},"story":{"type":"string"}},"required":["title","genre","story"],"additionalProperties":false}}}'
+formats=plain
+[[ ${SCHEMA:-1} == 1 ]] && formats="plain json_schema"
+
+run() { # name url concurrency requests format
+  local json extra=()
+  [[ $5 == json_schema ]] && extra=(--response-format "$SCHEMA_FORMAT")
+  json=$("$BENCH" --url "$2/v1" -c "$3" -n "$4" --max-tokens "$TOKENS" "${extra[@]}" --json 2>>"$OUT/bench.log")
+  echo "{\"server\":\"$1\",\"format\":\"$5\",\"round\":$round,${json:1}" >> "$results"
+  echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $1 $5 c=$3: {r['aggregate_tok_s']:.1f} tok/s aggregate, {r['per_stream_tok_s']:.1f} per stream, TTFT p50 {r['ttft_ms_p50']:.0f} ms\")"
 }
 
 # Prompt caching: two requests sharing a ~1000-token system prompt, TTFT of each.
@@ -64,9 +72,11 @@ for round in $(seq 1 "$ROUNDS"); do
   # Alternate which server goes first so drift in machine speed does not favour one.
   if ((round % 2)); then order="lantern llama-server"; else order="llama-server lantern"; fi
   for c in 1 "$SLOTS"; do
-    for s in $order; do
-      if [[ $s == lantern ]]; then url=http://127.0.0.1:18080; else url=http://127.0.0.1:18081; fi
-      run "$s" "$url" "$c" "$((c == 1 ? 4 : 2 * c))"
+    for f in $formats; do
+      for s in $order; do
+        if [[ $s == lantern ]]; then url=http://127.0.0.1:18080; else url=http://127.0.0.1:18081; fi
+        run "$s" "$url" "$c" "$((c == 1 ? 4 : 2 * c))" "$f"
+      done
     done
   done
 done
@@ -79,17 +89,29 @@ echo "llama-bench tg$TOKENS (single-stream ceiling):"
 python3 - "$results" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def med(server, c, key):
-    vals = [r[key] for r in rows if r["server"] == server and r["concurrency"] == c]
+def med(server, c, key, fmt="plain"):
+    vals = [r[key] for r in rows if r["server"] == server and r["concurrency"] == c and r["format"] == fmt]
     return statistics.median(vals)
+streams = sorted({r["concurrency"] for r in rows})
 print()
 print("| streams | metric | lantern | llama-server | ratio |")
 print("|---|---|---|---|---|")
-for c in sorted({r["concurrency"] for r in rows}):
+for c in streams:
     for key, label, unit in [("aggregate_tok_s", "aggregate decode", "tok/s"),
                              ("per_stream_tok_s", "per-stream decode", "tok/s"),
                              ("ttft_ms_p50", "TTFT p50", "ms"), ("ttft_ms_p95", "TTFT p95", "ms"),
                              ("itl_ms_p50", "inter-token p50", "ms"), ("itl_ms_p95", "inter-token p95", "ms")]:
         a, b = med("lantern", c, key), med("llama-server", c, key)
         print(f"| {c} | {label} ({unit}) | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+if any(r["format"] == "json_schema" for r in rows):
+    # Per-token cost of the grammar: inter-token p50 with the schema minus without, per server.
+    print()
+    print("| streams | server | plain tok/s | json_schema tok/s | ratio | inter-token p50 plain / schema (ms) | tokens per answer (schema) |")
+    print("|---|---|---|---|---|---|---|")
+    for c in streams:
+        for s in ("lantern", "llama-server"):
+            a, b = med(s, c, "per_stream_tok_s"), med(s, c, "per_stream_tok_s", "json_schema")
+            ia, ib = med(s, c, "itl_ms_p50"), med(s, c, "itl_ms_p50", "json_schema")
+            n = med(s, c, "tokens", "json_schema") / med(s, c, "requests", "json_schema")
+            print(f"| {c} | {s} | {a:.1f} | {b:.1f} | {b / a:.2f} | {ia:.1f} / {ib:.1f} | {n:.0f} |")
 PY

@@ -35,6 +35,10 @@ struct Args {
     /// Requests sent first and not measured (warm caches, lazy loads)
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// `response_format` sent with every request, as JSON (e.g. a json_schema), to measure
+    /// what constrained sampling costs
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    response_format: Option<Value>,
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
@@ -43,6 +47,10 @@ struct Args {
     /// the TTFT of the first, of the second, and their ratio
     #[arg(long, value_name = "TOKENS")]
     shared_prefix: Option<usize>,
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// About `tokens` tokens of ordinary English, different for each `seed`.
@@ -132,7 +140,7 @@ async fn stream_chat(
     messages: Value,
     max_tokens: u32,
 ) -> Result<Sample, String> {
-    let body = json!({
+    let mut body = json!({
         "model": model,
         "messages": messages,
         "max_tokens": max_tokens,
@@ -141,6 +149,9 @@ async fn stream_chat(
         "stream": true,
         "stream_options": {"include_usage": true},
     });
+    if let Some(format) = &args.response_format {
+        body["response_format"] = format.clone();
+    }
     let start = Instant::now();
     let response = client
         .post(format!("{}/chat/completions", args.url))

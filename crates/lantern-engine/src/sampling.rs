@@ -232,20 +232,20 @@ impl Sampler {
         Ok(())
     }
 
-    /// Masks every token outside `tokens`, if any of them is still allowed.
+    /// Masks every token outside `tokens`, if any of them is still allowed. `candidates` is
+    /// the scratch (`draw` refills it next), so closing allocates nothing per token.
     fn keep_only(&mut self, tokens: &[u32]) -> bool {
-        let kept: Vec<(u32, f32)> = tokens
-            .iter()
-            .filter_map(|&t| {
-                let l = *self.logits.get(t as usize)?;
-                l.is_finite().then_some((t, l))
-            })
-            .collect();
-        if kept.is_empty() {
+        let logits = &self.logits;
+        self.candidates.clear();
+        self.candidates.extend(tokens.iter().filter_map(|&t| {
+            let l = *logits.get(t as usize)?;
+            l.is_finite().then_some((t as i32, l))
+        }));
+        if self.candidates.is_empty() {
             return false;
         }
         self.logits.fill(f32::NEG_INFINITY);
-        for (t, l) in kept {
+        for &(t, l) in &self.candidates {
             self.logits[t as usize] = l;
         }
         true

@@ -57,9 +57,12 @@ pub async fn chat_completions(
         &fields,
     )?;
     let logprobs = (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0) as u32);
+    let prompt = chat_prompt(&req);
+    let may_call =
+        !prompt.tools.is_empty() && prompt.tool_choice != lantern_engine::ToolChoice::None;
     let request = generate_request(
         &fields,
-        Prompt::Chat(chat_prompt(&req)),
+        Prompt::Chat(prompt),
         req.ignore_eos,
         logprobs,
         grammar(req.response_format.as_ref()),
@@ -68,6 +71,7 @@ pub async fn chat_completions(
     let format = ChatFormat {
         meta: meta.clone(),
         reasoning: state.reasoning_fields,
+        may_call,
     };
     let stream = req
         .is_stream()
@@ -181,6 +185,9 @@ fn to_turn(message: &ChatMessage) -> ChatTurn {
 struct ChatFormat {
     meta: ResponseMeta,
     reasoning: ReasoningFields,
+    /// Tools may be called: the opening chunk leaves `content` out (OpenAI sends null there),
+    /// so an answer that only calls tools ends with `content: null` in the SDKs' helpers.
+    may_call: bool,
 }
 
 impl ChatFormat {
@@ -255,7 +262,7 @@ impl ChunkFormat for ChatFormat {
     fn opening(&self, index: u32) -> Option<String> {
         let delta = ChatDelta {
             role: Some("assistant".into()),
-            content: Some(String::new()),
+            content: (!self.may_call).then(String::new),
             ..ChatDelta::default()
         };
         Some(self.one(index, delta, None, None))

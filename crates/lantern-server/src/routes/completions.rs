@@ -74,6 +74,18 @@ pub async fn completions(
             std::iter::repeat_n(e, n)
         })
         .collect();
+    // `text_offset` counts from the start of the prompt, echoed or not, as the OpenAI API
+    // does (a token prompt's text is not known here, so it counts from 0).
+    let starts: Vec<u32> = inputs
+        .iter()
+        .flat_map(|p| {
+            let chars = match p {
+                PromptInput::Text(t) => t.chars().count() as u32,
+                PromptInput::Tokens(_) => 0,
+            };
+            std::iter::repeat_n(chars, n)
+        })
+        .collect();
     let logprobs = req.logprobs.map(|k| k as u32);
     let requests = inputs
         .into_iter()
@@ -89,7 +101,7 @@ pub async fn completions(
     let stream = req.is_stream().then(|| {
         let format = CompletionFormat {
             meta: meta.clone(),
-            offsets: Mutex::new(echoes.iter().map(|e| e.chars().count() as u32).collect()),
+            offsets: Mutex::new(starts.clone()),
             echoes: echoes.clone(),
         };
         (format, req.include_usage())
@@ -105,19 +117,16 @@ pub async fn completions(
             let usage = total_usage(done.iter().map(|c| (c.prompt, &c.usage)));
             let choices = done
                 .into_iter()
-                .zip(echoes)
+                .zip(echoes.into_iter().zip(starts))
                 .enumerate()
-                .map(|(i, (c, echo))| {
-                    let mut offset = echo.chars().count() as u32;
-                    CompletionChoice {
-                        logprobs: c
-                            .logprobs
-                            .as_ref()
-                            .map(|l| completion_logprobs(l, &mut offset)),
-                        text: echo + &c.content,
-                        index: i as u32,
-                        finish_reason: Some(c.finish_reason),
-                    }
+                .map(|(i, (c, (echo, mut offset)))| CompletionChoice {
+                    logprobs: c
+                        .logprobs
+                        .as_ref()
+                        .map(|l| completion_logprobs(l, &mut offset)),
+                    text: echo + &c.content,
+                    index: i as u32,
+                    finish_reason: Some(c.finish_reason),
                 })
                 .collect();
             Json(CompletionResponse {
