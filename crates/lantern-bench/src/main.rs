@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     warmup: usize,
     /// `response_format` sent with every request, as JSON (e.g. a json_schema), to measure
-    /// what constrained sampling costs
+    /// what constrained sampling costs (without ignore_eos: the grammar ends the answer)
     #[arg(long, value_name = "JSON", value_parser = parse_json)]
     response_format: Option<Value>,
     /// Print one JSON object instead of the table
@@ -151,6 +151,9 @@ async fn stream_chat(
     });
     if let Some(format) = &args.response_format {
         body["response_format"] = format.clone();
+        // A grammar ends the answer itself; banning EOS after it completes is an error in
+        // llama-server ("empty grammar stack"), so only max_tokens bounds it here.
+        body["ignore_eos"] = json!(false);
     }
     let start = Instant::now();
     let response = client
