@@ -102,6 +102,23 @@ def test_n3_seeded_sampling_is_reproducible_and_choices_differ(client):
     assert other != a
 
 
+def test_more_choices_than_slots(client):
+    """n=8 on the 4-slot server: two groups of four, each prefilled once, the prompt counted once."""
+    one = client.chat.completions.create(model=MODEL_ID, messages=ASK, temperature=0, max_tokens=12)
+    eight = client.chat.completions.create(model=MODEL_ID, messages=ASK, temperature=0, max_tokens=12, n=8)
+    assert [c.index for c in eight.choices] == list(range(8))
+    assert {c.message.content for c in eight.choices} == {one.choices[0].message.content}
+    assert eight.usage.prompt_tokens == one.usage.prompt_tokens
+    assert eight.usage.completion_tokens == 8 * one.usage.completion_tokens
+    kw = dict(model=MODEL_ID, messages=[{"role": "user", "content": "Write a short story opening."}],
+              temperature=1.0, max_tokens=16, n=8, seed=99)
+    a = [c.message.content for c in client.chat.completions.create(**kw).choices]
+    b = [c.message.content for c in client.chat.completions.create(**kw).choices]
+    assert a == b
+    # The second group has its own seed: its choices are not the first group's again.
+    assert a[4:] != a[:4] and len(set(a)) > 4, a
+
+
 def test_n3_stream_gives_each_choice_its_role_and_finish(client):
     stream = client.chat.completions.create(model=MODEL_ID, messages=ASK, temperature=0, max_tokens=12, n=3,
                                             stream=True, stream_options={"include_usage": True})

@@ -15,14 +15,13 @@ pub struct ChoiceSource {
 }
 
 /// The choices of one or more scheduled prompts, in order (prompt by prompt).
-pub fn sources(generations: Vec<Generation>) -> Vec<ChoiceSource> {
+pub fn sources(generations: impl IntoIterator<Item = (u32, Generation)>) -> Vec<ChoiceSource> {
     generations
         .into_iter()
-        .enumerate()
         .flat_map(|(prompt, g)| {
             let format = g.format;
             g.choices.into_iter().map(move |events| ChoiceSource {
-                prompt: prompt as u32,
+                prompt,
                 events,
                 format,
             })

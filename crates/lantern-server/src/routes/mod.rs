@@ -125,10 +125,11 @@ pub(crate) async fn respond<F: ChunkFormat>(
         return Ok(with_cache_status(response, CacheStatus::Hit));
     }
     let backend = state.backend(model).await?;
+    let (requests, prompts) = split_choices(requests, backend.info().parallel);
     // All prompts are scheduled concurrently; if one is rejected, the others' receivers are
     // dropped, which cancels them.
     let generations = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
-    let choices = sources(generations);
+    let choices = sources(prompts.into_iter().zip(generations));
     let response = match stream {
         Some((format, include_usage)) => {
             let sink = key.map(|k| {
@@ -151,6 +152,43 @@ pub(crate) async fn respond<F: ChunkFormat>(
         CacheStatus::Bypass
     };
     Ok(with_cache_status(response, status))
+}
+
+/// Splits a request for more choices than the model decodes at once (`n` > `parallel`) into
+/// groups of at most `parallel`, each prefilled once and run as slots free up; returns each
+/// group's original prompt index (usage counts a prompt once). A seeded request gives each
+/// group its own derived seed, so the choices differ and stay reproducible.
+fn split_choices(
+    requests: Vec<GenerateRequest>,
+    parallel: u32,
+) -> (Vec<GenerateRequest>, Vec<u32>) {
+    let parallel = parallel.max(1);
+    let mut out = Vec::with_capacity(requests.len());
+    let mut prompts = Vec::with_capacity(requests.len());
+    for (prompt, request) in requests.into_iter().enumerate() {
+        let mut left = request.n;
+        let mut group = 0u64;
+        while left > parallel {
+            let mut part = request.clone();
+            part.n = parallel;
+            part.sampling.seed = request.sampling.seed.map(|s| group_seed(s, group));
+            out.push(part);
+            prompts.push(prompt as u32);
+            left -= parallel;
+            group += 1;
+        }
+        let mut last = request;
+        last.n = left;
+        last.sampling.seed = last.sampling.seed.map(|s| group_seed(s, group));
+        out.push(last);
+        prompts.push(prompt as u32);
+    }
+    (out, prompts)
+}
+
+/// The first group keeps the client's seed, so `n` within `parallel` is unchanged.
+fn group_seed(seed: u64, group: u64) -> u64 {
+    seed.wrapping_add(group.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 async fn collect_all(
@@ -177,4 +215,35 @@ pub(crate) async fn default_cache_header(mut response: Response) -> Response {
             .insert(CACHE_HEADER, CacheStatus::Bypass.header_value());
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lantern_engine::Prompt;
+
+    fn request(n: u32, seed: Option<u64>) -> GenerateRequest {
+        let mut r = GenerateRequest::new(Prompt::Text("hi".into()));
+        r.n = n;
+        r.sampling.seed = seed;
+        r
+    }
+
+    #[test]
+    fn choices_beyond_the_slots_run_in_groups_of_one_prompt() {
+        let (parts, prompts) = split_choices(vec![request(10, Some(7)), request(2, None)], 4);
+        assert_eq!(parts.iter().map(|r| r.n).collect::<Vec<_>>(), [4, 4, 2, 2]);
+        assert_eq!(prompts, [0, 0, 0, 1]);
+        let seeds: Vec<_> = parts.iter().map(|r| r.sampling.seed).collect();
+        assert_eq!(seeds[0], Some(7), "the first group keeps the client's seed");
+        assert!(seeds[1] != seeds[0] && seeds[2] != seeds[1] && seeds[2] != seeds[0]);
+        assert_eq!(seeds[3], None);
+    }
+
+    #[test]
+    fn choices_within_the_slots_are_one_request() {
+        let (parts, prompts) = split_choices(vec![request(4, Some(1))], 4);
+        assert_eq!(parts, vec![request(4, Some(1))]);
+        assert_eq!(prompts, [0]);
+    }
 }
