@@ -14,6 +14,10 @@ BASE = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Say hi."}],
     ("modalities", ["text", "audio"]),
     ("prediction", {"type": "content", "content": "hi"}),
     ("web_search_options", {}),
+    ("functions", [{"name": "f", "parameters": {"type": "object"}}]),
+    ("function_call", "auto"),
+    ("verbosity", "low"),
+    ("moderation", True),
     ("no_such_field", 1),
 ])
 def test_refused_or_unknown_field_is_400_naming_it(server, field, value):
@@ -23,9 +27,27 @@ def test_refused_or_unknown_field_is_400_naming_it(server, field, value):
 
 
 def test_metadata_fields_are_accepted(server):
-    r = requests.post(server.base + "/v1/chat/completions", json={
-        **BASE, "user": "u1", "store": False, "metadata": {"k": "v"}, "service_tier": "auto",
-        "prompt_cache_key": "abc"})
+    metadata = {"user": "u1", "store": False, "metadata": {"k": "v"}, "service_tier": "auto",
+                "prompt_cache_key": "abc", "prompt_cache_retention": "24h",
+                "prompt_cache_options": {}, "safety_identifier": "s1", "temperature": 0}
+    plain = requests.post(server.base + "/v1/chat/completions", json={**BASE, "temperature": 0},
+                          headers={"Cache-Control": "no-cache"})
+    r = requests.post(server.base + "/v1/chat/completions", json={**BASE, **metadata},
+                      headers={"Cache-Control": "no-cache"})
+    assert r.status_code == 200, r.text
+    # Ignored, so the answer is the one without them.
+    assert r.json()["choices"][0]["message"] == plain.json()["choices"][0]["message"]
+    # Unknown fields inside a message are metadata too (clients send `name`, ids, ...).
+    m = requests.post(server.base + "/v1/chat/completions", json={
+        **BASE, "messages": [{"role": "user", "content": "Say hi.", "id": "msg_1", "extra": {}}]})
+    assert m.status_code == 200, m.text
+
+
+@pytest.mark.parametrize("field,value", [
+    ("modalities", ["text"]), ("verbosity", "medium"), ("audio", None), ("prediction", None),
+])
+def test_refused_fields_at_their_default_pass(server, field, value):
+    r = requests.post(server.base + "/v1/chat/completions", json={**BASE, field: value})
     assert r.status_code == 200, r.text
 
 
