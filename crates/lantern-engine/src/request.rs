@@ -114,6 +114,8 @@ pub struct GenerateRequest {
     pub logprobs: Option<u32>,
     /// `response_format`: constrains the text answer.
     pub grammar: Option<Grammar>,
+    /// Generation ends here with [`FinishReason::Deadline`] (the server's max_request_secs).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl GenerateRequest {
@@ -127,6 +129,7 @@ impl GenerateRequest {
             n: 1,
             logprobs: None,
             grammar: None,
+            deadline: None,
         }
     }
 }
@@ -136,6 +139,8 @@ impl GenerateRequest {
 pub enum FinishReason {
     Stop,
     Length,
+    /// The request's deadline passed (reported as `length`, never cached).
+    Deadline,
 }
 
 /// Token counts of a finished choice.

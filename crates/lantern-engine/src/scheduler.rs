@@ -201,6 +201,7 @@ impl<R: Runtime> Scheduler<R> {
                     cached: if i == 0 { reuse } else { 0 },
                     generated: 0,
                     max_tokens: job.max_tokens,
+                    deadline: job.deadline,
                     ignore_eos: job.ignore_eos,
                     sampler: choice.sampler,
                     next_token: 0,
@@ -397,6 +398,13 @@ impl<R: Runtime> Scheduler<R> {
                 self.finish(seq, FinishReason::Stop, !stopped);
             } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
                 self.finish(seq, FinishReason::Length, true);
+            } else if a.deadline.is_some_and(|d| Instant::now() >= d) {
+                tracing::info!(
+                    seq,
+                    completion_tokens = a.generated,
+                    "generation deadline reached (max_request_secs): finished with length"
+                );
+                self.finish(seq, FinishReason::Deadline, true);
             } else {
                 a.next_token = token;
             }

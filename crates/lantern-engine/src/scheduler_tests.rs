@@ -120,6 +120,7 @@ fn job_with(
         choices,
         outstanding: None,
         received: std::time::Instant::now(),
+        deadline: None,
     };
     (job, receivers)
 }

@@ -40,6 +40,8 @@ pub(crate) struct Job {
     pub outstanding: Option<Outstanding>,
     /// When the request was handed to the worker, for the timings logged at its end.
     pub received: Instant,
+    /// Generation ends at this instant (max_request_secs).
+    pub deadline: Option<Instant>,
 }
 
 impl Job {
@@ -69,6 +71,7 @@ pub(crate) struct Active {
     pub n_past: i32,
     pub generated: u32,
     pub max_tokens: u32,
+    pub deadline: Option<Instant>,
     pub ignore_eos: bool,
     pub sampler: Sampler,
     /// Prompt tokens whose KV was reused from the slot's previous request.

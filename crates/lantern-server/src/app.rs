@@ -1,12 +1,13 @@
-//! The axum router: routes, body limit, panic catching, request tracing, and OpenAI-style
-//! envelopes for unknown URLs and wrong methods.
+//! The axum router: routes, API keys, CORS, refusal while draining, body limit, panic
+//! catching, request tracing, and OpenAI-style envelopes for unknown URLs and wrong methods.
 
 use std::any::Any;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri};
-use axum::middleware::map_response;
+use axum::middleware::{from_fn_with_state, map_response, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,17 +16,19 @@ use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
+use crate::auth;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::routes::{self, chat, completions, embeddings, health, models, tokenize};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let cors = state.cors.clone();
     let generation = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
         .route_layer(map_response(routes::default_cache_header));
-    Router::new()
+    let app = Router::new()
         .merge(generation)
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/tokenize", post(tokenize::tokenize))
@@ -38,15 +41,22 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi::spec()) }))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), refuse_when_draining))
+        .layer(from_fn_with_state(state.keys.clone(), auth::require_key))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
-                .on_failure(log_failure),
-        )
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response));
+    // Outside the key check: a browser's preflight carries no key.
+    let app = match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .on_response(DefaultOnResponse::new().level(Level::INFO))
+            .on_failure(log_failure),
+    )
+    .with_state(state)
 }
 
 /// A 503 is the server saying "not now": a model still loading, or a load that failed, whose
@@ -59,6 +69,19 @@ fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span)
     ) {
         tracing::error!(classification = %class, latency_ms = latency.as_millis() as u64, "response failed");
     }
+}
+
+/// After SIGTERM only the health probe is answered (503 `draining`); requests already
+/// running finish.
+async fn refuse_when_draining(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.lifecycle.is_draining() && request.uri().path() != "/health" {
+        return ApiError::ShuttingDown.into_response();
+    }
+    next.run(request).await
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {

@@ -114,8 +114,12 @@ impl ResponseCache {
         self.cache.as_ref()?.get(key)
     }
 
+    /// Stores a finished response; one cut by the request deadline is not the answer.
     pub fn insert(&self, key: CacheKey, response: CachedResponse) {
-        if let Some(cache) = &self.cache {
+        let cut = response
+            .iter()
+            .any(|c| c.finish_reason == lantern_engine::FinishReason::Deadline);
+        if let (Some(cache), false) = (&self.cache, cut) {
             cache.insert(key, Arc::new(response));
         }
     }

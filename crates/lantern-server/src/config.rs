@@ -8,8 +8,10 @@ use lantern_engine::{
 };
 use serde::Deserialize;
 
+use crate::auth::AuthArgs;
 use crate::cache::CacheConfig;
 use crate::download::{default_cache_dir, HfSource};
+use crate::limits::{LimitArgs, Limits};
 use crate::state::{ReasoningFields, ResidencyLimits};
 
 /// The model served when `--model` is not given; `make model` fetches it.
@@ -66,6 +68,10 @@ pub struct ServeArgs {
     /// TOML config file; flags override it
     #[arg(long, env = "LANTERN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// The config file: the flags' settings (for a single model) plus `[[models]]` and `[cache]`.
@@ -94,6 +100,10 @@ struct FileConfig {
     model_cache_dir: Option<PathBuf>,
     #[serde(default)]
     cache: CacheConfig,
+    #[serde(default)]
+    auth: AuthArgs,
+    #[serde(default)]
+    limits: LimitArgs,
     #[serde(default)]
     models: Vec<FileModel>,
 }
@@ -206,6 +216,9 @@ pub struct ServeConfig {
     pub cache: CacheConfig,
     pub limits: ResidencyLimits,
     pub reasoning_fields: ReasoningFields,
+    /// API keys and CORS origins, flags and file joined.
+    pub auth: AuthArgs,
+    pub request_limits: Limits,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -488,6 +501,8 @@ impl ServeConfig {
                 max_memory_bytes: file.max_memory_bytes,
             },
             reasoning_fields: file.reasoning_fields.unwrap_or_default(),
+            auth: args.auth.merge(file.auth),
+            request_limits: args.limits.resolve(file.limits),
         })
     }
 }

@@ -31,6 +31,11 @@ pub enum ApiError {
     ModelLoading(String),
     #[error("The model `{model}` could not be loaded: {reason}")]
     ModelLoadFailed { model: String, reason: String },
+    /// 401: no API key, or a wrong one.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("The server is shutting down; retry on another replica or after it restarts.")]
+    ShuttingDown,
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("{0}")]
@@ -54,9 +59,10 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::ModelLoading(_) | ApiError::ModelLoadFailed { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ModelLoading(_)
+            | ApiError::ModelLoadFailed { .. }
+            | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Engine(e) => match e {
                 EngineError::InvalidRequest { .. } | EngineError::ContextLengthExceeded { .. } => {
                     StatusCode::BAD_REQUEST
@@ -94,6 +100,10 @@ impl ApiError {
                 Some("request_too_large".into()),
             ),
             ApiError::ModelLoading(_) => ("server_error", None, Some("model_loading".into())),
+            ApiError::Unauthorized(_) => {
+                ("authentication_error", None, Some("invalid_api_key".into()))
+            }
+            ApiError::ShuttingDown => ("server_error", None, Some("server_shutting_down".into())),
             ApiError::ModelLoadFailed { .. } => {
                 ("server_error", None, Some("model_load_failed".into()))
             }

@@ -2,14 +2,18 @@
 //! configuration and start-up. Inference happens behind [`lantern_engine::Backend`].
 
 pub mod app;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod download;
 pub mod error;
 mod extract;
+pub mod lifecycle;
+pub mod limits;
 pub mod openapi;
 pub mod output;
 mod routes;
+pub mod serve;
 mod sse;
 pub mod state;
 mod wire;

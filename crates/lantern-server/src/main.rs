@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use lantern_engine::{check_model_file, estimate_memory, Backend, EngineError, LlamaEngine};
+use lantern_server::auth::{cors_layer, ApiKeys};
 use lantern_server::cache::ResponseCache;
 use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
 use lantern_server::download;
@@ -46,7 +46,10 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(format!("cannot start the async runtime: {e}")),
             };
-            match runtime.block_on(serve(*args)) {
+            let result = runtime.block_on(serve(*args));
+            // Do not wait on work nobody will collect (a model load in progress).
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => fail(message),
             }
@@ -101,6 +104,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .with_limits(config.limits);
     let mut state = state;
     state.reasoning_fields = config.reasoning_fields;
+    state.request_limits = config.request_limits.clone();
+    state.keys = ApiKeys::new(
+        &config.auth,
+        std::env::var("LANTERN_API_KEYS").ok().as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    state.cors = cors_layer(&config.auth.cors_allowed_origins)?;
+    if state.keys.is_open() {
+        tracing::warn!("no API keys are set: every route is open to anyone who can reach this address (set --api-key, api_keys_file or LANTERN_API_KEYS)");
+    } else if config.auth.api_keys_file.is_some() {
+        tokio::spawn(reload_keys_on_sighup(state.keys.clone()));
+    }
     for m in &config.models {
         tracing::info!(
             id = %m.id,
@@ -144,16 +159,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tokio::spawn(unload_idle_models(state.clone()));
     }
 
-    // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it
-    // back until the client's (delayed) ACK of the previous one.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal());
+    let limits = &config.request_limits;
+    let server = lantern_server::serve::run(
+        listener,
+        router(state.clone()),
+        limits.header_read_timeout,
+        limits.shutdown_grace,
+        state.lifecycle.clone(),
+        shutdown_signal(),
+    );
     tokio::select! {
-        result = server => result.map_err(|e| format!("server error: {e}")),
+        () = server => Ok(()),
         Some(reason) = failed_rx.recv() => Err(reason),
     }
 }
@@ -200,6 +216,25 @@ async fn unload_idle_models(state: AppState) {
             }
         }
     }
+}
+
+/// SIGHUP re-reads the API keys file; a file that cannot be read keeps the keys in force.
+async fn reload_keys_on_sighup(keys: ApiKeys) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match keys.reload() {
+                Ok(n) => tracing::info!(keys = n, "SIGHUP: API keys reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: keeping the previous API keys"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = keys;
 }
 
 async fn shutdown_signal() {

@@ -38,7 +38,27 @@ use crate::routes::{chat, completions, embeddings, health, models, tokenize};
 struct ApiDoc;
 
 pub fn spec() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+    };
+    use utoipa::openapi::SecurityRequirement;
     let mut spec = ApiDoc::openapi();
+    // With API keys configured, every route but /health, /metrics and this document needs one,
+    // as a bearer token (OpenAI SDKs) or in x-api-key (Anthropic SDKs).
+    let components = spec.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "x-api-key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+    );
+    spec.security = Some(vec![
+        SecurityRequirement::default(),
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("x-api-key", Vec::<String>::new()),
+    ]);
     // Keep the generated file stable across releases of the workspace.
     spec.info.version = env!("CARGO_PKG_VERSION").to_string();
     spec

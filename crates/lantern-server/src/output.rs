@@ -221,8 +221,11 @@ impl ChoiceState {
     ) -> (ChoiceDelta, FinishReason) {
         let parsed = self.parser.finish();
         let delta = self.record(parsed, Vec::new());
+        let raw_reason = reason;
         let reason = match reason {
-            lantern_engine::FinishReason::Length => FinishReason::Length,
+            lantern_engine::FinishReason::Length | lantern_engine::FinishReason::Deadline => {
+                FinishReason::Length
+            }
             lantern_engine::FinishReason::Stop if !self.done.tool_calls.is_empty() => {
                 FinishReason::ToolCalls
             }
@@ -230,8 +233,9 @@ impl ChoiceState {
         };
         self.done.finish_reason = reason;
         self.done.usage = usage;
-        self.raw.finish_reason = match reason {
-            FinishReason::Length => lantern_engine::FinishReason::Length,
+        self.raw.finish_reason = match (reason, raw_reason) {
+            (_, lantern_engine::FinishReason::Deadline) => lantern_engine::FinishReason::Deadline,
+            (FinishReason::Length, _) => lantern_engine::FinishReason::Length,
             _ => lantern_engine::FinishReason::Stop,
         };
         self.raw.usage = usage;

@@ -2,6 +2,7 @@
 //! Server-Sent Events framed exactly like OpenAI's (`data: {json}\n\n`, `data: [DONE]`).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -95,6 +96,7 @@ pub fn sse_response<F: ChunkFormat>(
     logprobs: bool,
     include_usage: bool,
     on_complete: Option<OnComplete>,
+    cut: impl Future<Output = ()> + Send + 'static,
 ) -> Response {
     let n = sources.len();
     // Raw output is kept only when someone wants it (the cache).
@@ -116,7 +118,19 @@ pub fn sse_response<F: ChunkFormat>(
         }
         let mut finished = vec![false; n];
         let mut chunks = Vec::new();
-        while let Some((i, event)) = merged.next().await {
+        let mut cut = Box::pin(cut);
+        loop {
+            // The shutdown grace period ending cuts the stream with an error event.
+            let next = tokio::select! {
+                biased;
+                () = &mut cut => None,
+                next = merged.next() => Some(next),
+            };
+            let Some(next) = next else {
+                yield error_data(ApiError::ShuttingDown);
+                return;
+            };
+            let Some((i, event)) = next else { break };
             let state = &mut states[i as usize];
             match event {
                 Event::Delta(d) => {

@@ -7,8 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use lantern_engine::Backend;
 
+use crate::auth::ApiKeys;
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
+use crate::lifecycle::Lifecycle;
+use crate::limits::Limits;
 
 /// Loads a model's backend (blocking; run on the blocking pool).
 pub type Loader = Arc<dyn Fn() -> Result<Arc<dyn Backend>, String> + Send + Sync>;
@@ -184,6 +187,13 @@ pub struct AppState {
     pub cache: ResponseCache,
     pub limits: ResidencyLimits,
     pub reasoning_fields: ReasoningFields,
+    /// What one request may ask for (sizes, deadline).
+    pub request_limits: Limits,
+    pub lifecycle: Lifecycle,
+    /// Keys every non-public route requires (none: open).
+    pub keys: ApiKeys,
+    /// Browser origins allowed to call the API (none: no CORS headers).
+    pub cors: Option<tower_http::cors::CorsLayer>,
     /// Serializes eviction decisions, so two loads cannot both count the same free room.
     evicting: Arc<std::sync::Mutex<()>>,
 }
@@ -196,6 +206,10 @@ impl AppState {
             cache,
             limits: ResidencyLimits::default(),
             reasoning_fields: ReasoningFields::default(),
+            request_limits: Limits::default(),
+            lifecycle: Lifecycle::default(),
+            keys: ApiKeys::default(),
+            cors: None,
             evicting: Arc::new(std::sync::Mutex::new(())),
         }
     }

@@ -375,6 +375,7 @@ impl Backend for LlamaEngine {
             n,
             logprobs,
             grammar: answer,
+            deadline,
         } = request;
         let prepared = tokio::task::spawn_blocking(move || {
             prepare(&model, &template, &grammar, &facts, prompt, answer.as_ref())
@@ -425,6 +426,7 @@ impl Backend for LlamaEngine {
             choices,
             outstanding: Some(outstanding),
             received: std::time::Instant::now(),
+            deadline,
         };
         worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(Generation {

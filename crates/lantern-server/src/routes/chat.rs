@@ -46,6 +46,7 @@ pub async fn chat_completions(
     Checked { req, raw }: Checked<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
+    state.request_limits.check_chat(&req)?;
     let fields = req.sampling();
     let (entry, key) = prelude(
         &state,

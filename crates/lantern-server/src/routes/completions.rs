@@ -44,6 +44,7 @@ pub async fn completions(
     Checked { req, raw }: Checked<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
+    state.request_limits.check_completion(&req)?;
     let fields = req.sampling();
     let (entry, key) = prelude(
         &state,

@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok` or `loading`.
+    /// `ok`, `loading`, or `draining` (shutting down).
     pub status: &'static str,
 }
 
@@ -18,10 +18,15 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Still loading the model", body = Health),
+        (status = 503, description = "Still loading the model, or shutting down", body = Health),
     ))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    if state.all_ready() {
+    if state.lifecycle.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "draining" }),
+        )
+    } else if state.all_ready() {
         (StatusCode::OK, Json(Health { status: "ok" }))
     } else {
         (

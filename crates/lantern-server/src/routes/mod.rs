@@ -78,6 +78,8 @@ pub(crate) fn generate_request(
         n: fields.n.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32,
         logprobs,
         grammar,
+        // Set by the server's limits when the request is scheduled.
+        deadline: None,
     }
 }
 
@@ -117,15 +119,23 @@ pub(crate) async fn respond<F: ChunkFormat>(
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         let replay = hit.iter().map(RawChoice::replay).collect();
         let response = match stream {
-            Some((format, include_usage)) => {
-                sse_response(format, replay, logprobs, include_usage, None)
-            }
+            Some((format, include_usage)) => sse_response(
+                format,
+                replay,
+                logprobs,
+                include_usage,
+                None,
+                state.lifecycle.cut_signal(),
+            ),
             None => render(collect_all(replay, logprobs).await?.0),
         };
         return Ok(with_cache_status(response, CacheStatus::Hit));
     }
     let backend = state.backend(model).await?;
-    let (requests, prompts) = split_choices(requests, backend.info().parallel);
+    let (mut requests, prompts) = split_choices(requests, backend.info().parallel);
+    for r in &mut requests {
+        state.request_limits.apply(r);
+    }
     // All prompts are scheduled concurrently; if one is rejected, the others' receivers are
     // dropped, which cancels them.
     let generations = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
@@ -136,7 +146,14 @@ pub(crate) async fn respond<F: ChunkFormat>(
                 let cache = state.cache.clone();
                 Box::new(move |raw: Vec<RawChoice>| cache.insert(k, raw)) as OnComplete
             });
-            sse_response(format, choices, logprobs, include_usage, sink)
+            sse_response(
+                format,
+                choices,
+                logprobs,
+                include_usage,
+                sink,
+                state.lifecycle.cut_signal(),
+            )
         }
         None => {
             let (done, raw) = collect_all(choices, logprobs).await?;
