@@ -58,6 +58,16 @@ fn unsupported(what: &str) -> EngineError {
     }
 }
 
+/// A model's workers right now: sequences in slots, requests waiting for one, and KV cells
+/// used by running sequences out of all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub running: u32,
+    pub waiting: u32,
+    pub kv_used: u64,
+    pub kv_total: u64,
+}
+
 /// Something that generates text for requests.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -66,6 +76,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Requests running or queued. A model at 0 is idle: it may be unloaded or evicted.
     fn load(&self) -> usize {
         0
+    }
+
+    /// What the workers are doing now, for metrics.
+    fn stats(&self) -> EngineStats {
+        EngineStats::default()
     }
 
     /// Prepares the prompt (template, tokenization, grammar) off the async runtime and queues

@@ -18,7 +18,9 @@ mod slot;
 mod stop;
 pub mod tools;
 
-pub use backend::{Backend, EmbedInput, Embedding, EventStream, Generation, ModelInfo};
+pub use backend::{
+    Backend, EmbedInput, Embedding, EngineStats, EventStream, Generation, ModelInfo,
+};
 pub use chat_template::{ChatTemplate, ChatTurn, TemplateCaps};
 pub use error::EngineError;
 pub use llama::{

@@ -143,13 +143,15 @@ pub enum FinishReason {
     Deadline,
 }
 
-/// Token counts of a finished choice.
+/// Token counts of a finished choice, and how long it waited for a slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     /// Prompt tokens whose KV was reused rather than computed.
     pub cached_tokens: u32,
+    /// From the worker receiving the request to a slot taking it (zero for a cached replay).
+    pub queued: std::time::Duration,
 }
 
 /// A candidate token and its log-probability.

@@ -35,6 +35,18 @@ pub(crate) trait Runtime {
 /// that picks a replica for a new prompt. Written only when a slot is taken or freed.
 pub(crate) type IdlePrefixes = std::sync::Arc<std::sync::Mutex<Vec<Vec<i32>>>>;
 
+/// What a worker is doing, published after every step for metrics (relaxed atomics: a scrape
+/// may see one step's numbers mixed with the next's).
+#[derive(Debug, Default)]
+pub(crate) struct SlotStats {
+    /// Sequences in a slot.
+    pub running: std::sync::atomic::AtomicU32,
+    /// Requests waiting for slots.
+    pub waiting: std::sync::atomic::AtomicU32,
+    /// KV cells the running sequences hold.
+    pub kv_used: std::sync::atomic::AtomicU64,
+}
+
 /// Length of the common prefix of two token sequences.
 pub(crate) fn common_prefix(a: &[i32], b: &[i32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -60,6 +72,7 @@ pub(crate) struct Scheduler<R: Runtime> {
     waiting: VecDeque<Job>,
     admissions: u64,
     idle_prefixes: Option<IdlePrefixes>,
+    stats: Option<std::sync::Arc<SlotStats>>,
     // Scratch buffers reused every token, so the decode loop does not allocate for them.
     piece: Vec<u8>,
     text: String,
@@ -76,6 +89,7 @@ impl<R: Runtime> Scheduler<R> {
             waiting: VecDeque::new(),
             admissions: 0,
             idle_prefixes: None,
+            stats: None,
             piece: Vec::with_capacity(64),
             text: String::with_capacity(64),
         }
@@ -84,6 +98,24 @@ impl<R: Runtime> Scheduler<R> {
     /// Publishes idle slots' cached tokens to `table` (one entry per slot).
     pub fn publish_idle_prefixes(&mut self, table: IdlePrefixes) {
         self.idle_prefixes = Some(table);
+    }
+
+    /// Publishes the slots' occupancy to `stats` after every step.
+    pub fn publish_stats(&mut self, stats: std::sync::Arc<SlotStats>) {
+        self.stats = Some(stats);
+    }
+
+    fn publish_stats_now(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(stats) = &self.stats else { return };
+        let (mut running, mut kv) = (0u32, 0u64);
+        for a in self.slots.iter().flatten() {
+            running += 1;
+            kv += a.n_past.max(0) as u64;
+        }
+        stats.running.store(running, Relaxed);
+        stats.waiting.store(self.waiting.len() as u32, Relaxed);
+        stats.kv_used.store(kv, Relaxed);
     }
 
     fn publish(&self, seq: usize, tokens: Option<&Vec<i32>>) {
@@ -99,6 +131,7 @@ impl<R: Runtime> Scheduler<R> {
 
     pub fn enqueue(&mut self, job: Job) {
         self.waiting.push_back(job);
+        self.publish_stats_now();
     }
 
     /// Nothing running and nothing waiting: the worker may block for the next request.
@@ -118,6 +151,11 @@ impl<R: Runtime> Scheduler<R> {
 
     /// Runs one decode step: reap cancelled requests, admit waiting ones, decode, sample.
     pub fn step(&mut self) {
+        self.decode_step();
+        self.publish_stats_now();
+    }
+
+    fn decode_step(&mut self) {
         self.reap_cancelled();
         self.admit();
         loop {
@@ -424,6 +462,7 @@ impl<R: Runtime> Scheduler<R> {
             prompt_tokens: a.prompt.len() as u32,
             completion_tokens: a.generated,
             cached_tokens: a.cached as u32,
+            queued: a.started.duration_since(a.received),
         };
         log_timings(seq, a, reason);
         let _ = a.events.send(Event::Done {

@@ -164,16 +164,25 @@ fn generates_until_max_tokens() {
     run_until_idle(&mut s);
     let (text, done) = collect(&mut rx);
     assert_eq!(text, "4 5 6 7 ");
+    let Some(Event::Done {
+        finish_reason,
+        mut usage,
+    }) = done
+    else {
+        panic!("expected the end of the choice, got {done:?}");
+    };
+    assert_eq!(finish_reason, FinishReason::Length);
+    // Admitted in the first step: it waited no longer than the test took.
+    assert!(usage.queued < std::time::Duration::from_secs(5));
+    usage.queued = Default::default();
     assert_eq!(
-        done,
-        Some(Event::Done {
-            finish_reason: FinishReason::Length,
-            usage: TokenUsage {
-                prompt_tokens: 3,
-                completion_tokens: 4,
-                cached_tokens: 0
-            }
-        })
+        usage,
+        TokenUsage {
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            cached_tokens: 0,
+            ..Default::default()
+        }
     );
     // The prompt went in one batch with logits only on its last token.
     assert_eq!(
@@ -637,4 +646,44 @@ fn a_grammar_with_no_allowed_token_ends_the_choice_with_an_error() {
     s.enqueue(j);
     run_until_idle(&mut s);
     assert_eq!(collect(&mut rx).0, "21 ");
+}
+
+#[test]
+fn stats_follow_running_and_waiting_requests() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut s = scheduler(1, 16);
+    let stats = std::sync::Arc::new(crate::scheduler::SlotStats::default());
+    s.publish_stats(stats.clone());
+    let (a, _rx_a) = job(vec![1, 2, 3], 5, &[]);
+    let (b, _rx_b) = job(vec![10, 11], 5, &[]);
+    s.enqueue(a);
+    s.enqueue(b);
+    assert_eq!(stats.waiting.load(Relaxed), 2);
+    s.step();
+    assert_eq!(stats.running.load(Relaxed), 1);
+    assert_eq!(stats.waiting.load(Relaxed), 1);
+    // The prompt's three tokens, then one more per step.
+    assert_eq!(stats.kv_used.load(Relaxed), 3);
+    s.step();
+    assert_eq!(stats.kv_used.load(Relaxed), 4);
+    run_until_idle(&mut s);
+    assert_eq!(stats.running.load(Relaxed), 0);
+    assert_eq!(stats.waiting.load(Relaxed), 0);
+    assert_eq!(stats.kv_used.load(Relaxed), 0);
+}
+
+#[test]
+fn a_passed_deadline_ends_the_choice_as_deadline() {
+    let mut s = scheduler(1, 16);
+    let (mut j, mut rx) = job(vec![1, 2, 3], 50, &[]);
+    j.deadline = Some(std::time::Instant::now());
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    // The first token is sampled before the deadline is looked at.
+    assert_eq!(text, "4 ");
+    assert!(
+        matches!(done, Some(Event::Done { finish_reason: FinishReason::Deadline, usage }) if usage.completion_tokens == 1),
+        "{done:?}"
+    );
 }

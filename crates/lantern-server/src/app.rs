@@ -38,10 +38,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/health", get(health::health))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/openapi.json", get(|| async { Json(openapi::spec()) }))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), refuse_when_draining))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(from_fn_with_state(state.keys.clone(), auth::require_key))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response));

@@ -145,12 +145,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry = status == StatusCode::TOO_MANY_REQUESTS;
+        let envelope = self.envelope();
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
         }
-        let mut response = (status, Json(self.envelope())).into_response();
+        crate::metrics::rejected(
+            envelope
+                .error
+                .code
+                .as_deref()
+                .unwrap_or(&envelope.error.kind),
+        );
+        let mut response = (status, Json(envelope)).into_response();
         if retry {
             // Slots free up within seconds at this scale; tell clients (the OpenAI SDK honours
             // it) when to come back.

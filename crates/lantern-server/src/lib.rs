@@ -10,6 +10,7 @@ pub mod error;
 mod extract;
 pub mod lifecycle;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod output;
 mod routes;

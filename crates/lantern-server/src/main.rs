@@ -105,6 +105,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut state = state;
     state.reasoning_fields = config.reasoning_fields;
     state.request_limits = config.request_limits.clone();
+    state.metrics = Some(lantern_server::metrics::install()?);
     state.keys = ApiKeys::new(
         &config.auth,
         std::env::var("LANTERN_API_KEYS").ok().as_deref(),

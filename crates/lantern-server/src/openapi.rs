@@ -21,6 +21,7 @@ use crate::routes::{chat, completions, embeddings, health, models, tokenize};
         models::list,
         models::retrieve,
         health::health,
+        crate::metrics::scrape,
     ),
     components(schemas(
         lantern_api::chat::ChatCompletionChunk,
@@ -32,7 +33,7 @@ use crate::routes::{chat, completions, embeddings, health, models, tokenize};
         (name = "embeddings", description = "Embeddings"),
         (name = "tokens", description = "Tokenization with the model's vocabulary"),
         (name = "models", description = "Served models"),
-        (name = "health", description = "Readiness"),
+        (name = "health", description = "Readiness and metrics"),
     )
 )]
 struct ApiDoc;

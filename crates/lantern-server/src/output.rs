@@ -7,24 +7,41 @@ use lantern_api::{FinishReason, Usage};
 use lantern_engine::tools::{OutputFormat, OutputParser, Parsed};
 use lantern_engine::{Delta, Event, EventStream, Generation, TokenLogprob, TokenUsage};
 
+use crate::metrics::ChoiceTimer;
+
 /// One choice's events, the prompt it answers, and how to read its text.
 pub struct ChoiceSource {
     pub prompt: u32,
     pub events: EventStream,
     pub format: OutputFormat,
+    /// Live choices are timed for the metrics; replays are not.
+    pub timer: Option<ChoiceTimer>,
 }
 
 /// The choices of one or more scheduled prompts, in order (prompt by prompt).
-pub fn sources(generations: impl IntoIterator<Item = (u32, Generation)>) -> Vec<ChoiceSource> {
+/// The first choice of each prompt counts its prompt tokens in the metrics.
+pub fn sources(
+    generations: impl IntoIterator<Item = (u32, Generation)>,
+    model: &str,
+    started: std::time::Instant,
+) -> Vec<ChoiceSource> {
+    let mut counted = std::collections::HashSet::new();
     generations
         .into_iter()
         .flat_map(|(prompt, g)| {
             let format = g.format;
-            g.choices.into_iter().map(move |events| ChoiceSource {
+            g.choices
+                .into_iter()
+                .map(move |events| (prompt, format, events))
+        })
+        .map(|(prompt, format, events)| {
+            let first = counted.insert(prompt);
+            ChoiceSource {
                 prompt,
                 events,
                 format,
-            })
+                timer: Some(ChoiceTimer::new(model, started, first)),
+            }
         })
         .collect()
 }
@@ -114,6 +131,7 @@ impl RawChoice {
             prompt: self.prompt,
             events: rx,
             format: self.format,
+            timer: None,
         }
     }
 }
@@ -127,6 +145,7 @@ pub struct ChoiceState {
     raw: RawChoice,
     /// Keep the raw text for the cache.
     keep_raw: bool,
+    timer: Option<ChoiceTimer>,
 }
 
 fn call_id() -> String {
@@ -135,7 +154,8 @@ fn call_id() -> String {
 }
 
 impl ChoiceState {
-    pub fn new(source: &ChoiceSource, logprobs: bool, keep_raw: bool) -> Self {
+    /// Takes the source's timer, if any.
+    pub fn new(source: &mut ChoiceSource, logprobs: bool, keep_raw: bool) -> Self {
         ChoiceState {
             parser: OutputParser::new(source.format),
             logprobs,
@@ -157,6 +177,7 @@ impl ChoiceState {
                 usage: TokenUsage::default(),
             },
             keep_raw,
+            timer: source.timer.take(),
         }
     }
 
@@ -198,6 +219,9 @@ impl ChoiceState {
     }
 
     pub fn push(&mut self, delta: Delta) -> ChoiceDelta {
+        if let Some(t) = &mut self.timer {
+            t.tokens(delta.tokens.len());
+        }
         if self.keep_raw {
             self.raw.text.push_str(&delta.text);
             self.raw.logprobs.extend(delta.logprobs.iter().cloned());
@@ -219,6 +243,9 @@ impl ChoiceState {
         reason: lantern_engine::FinishReason,
         usage: TokenUsage,
     ) -> (ChoiceDelta, FinishReason) {
+        if let Some(t) = &self.timer {
+            t.finished(&usage);
+        }
         let parsed = self.parser.finish();
         let delta = self.record(parsed, Vec::new());
         let raw_reason = reason;
@@ -278,6 +305,7 @@ mod tests {
             prompt: 0,
             events: rx,
             format,
+            timer: None,
         }
     }
 
@@ -287,7 +315,8 @@ mod tests {
             tool_calls: Some(ToolFormat::Hermes),
             reasoning: None,
         });
-        let mut state = ChoiceState::new(&src, false, true);
+        let mut src = src;
+        let mut state = ChoiceState::new(&mut src, false, true);
         let first = state.push(Delta::text(
             "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\"",
         ));
@@ -318,6 +347,7 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 3,
             cached_tokens: 2,
+            ..Default::default()
         };
         let usage = total_usage([(0, &u), (0, &u), (1, &u)]);
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (20, 9));

@@ -49,7 +49,7 @@ pub async fn collect(
     mut source: ChoiceSource,
     logprobs: bool,
 ) -> Result<(FinishedChoice, RawChoice), ApiError> {
-    let mut state = ChoiceState::new(&source, logprobs, true);
+    let mut state = ChoiceState::new(&mut source, logprobs, true);
     while let Some(event) = source.events.recv().await {
         match event {
             Event::Delta(d) => {
@@ -101,8 +101,9 @@ pub fn sse_response<F: ChunkFormat>(
     let n = sources.len();
     // Raw output is kept only when someone wants it (the cache).
     let keep = on_complete.is_some();
+    let mut sources = sources;
     let mut states: Vec<ChoiceState> = sources
-        .iter()
+        .iter_mut()
         .map(|s| ChoiceState::new(s, logprobs, keep))
         .collect();
     let mut merged = stream::select_all(sources.into_iter().enumerate().map(|(i, s)| {

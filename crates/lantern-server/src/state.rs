@@ -136,9 +136,15 @@ impl ModelEntry {
                     let id = self.id.clone();
                     let f = async move {
                         tracing::info!(model = %id, "loading model");
-                        tokio::task::spawn_blocking(move || loader())
+                        let started = std::time::Instant::now();
+                        let loaded = tokio::task::spawn_blocking(move || loader())
                             .await
-                            .unwrap_or_else(|e| Err(format!("the loader panicked: {e}")))
+                            .unwrap_or_else(|e| Err(format!("the loader panicked: {e}")));
+                        if loaded.is_ok() {
+                            metrics::gauge!("lantern_model_load_seconds", "model" => id)
+                                .set(started.elapsed().as_secs_f64());
+                        }
+                        loaded
                     }
                     .boxed()
                     .shared();
@@ -194,6 +200,8 @@ pub struct AppState {
     pub keys: ApiKeys,
     /// Browser origins allowed to call the API (none: no CORS headers).
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// Renders `/metrics`; none where no recorder is installed (tests).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Serializes eviction decisions, so two loads cannot both count the same free room.
     evicting: Arc<std::sync::Mutex<()>>,
 }
@@ -210,6 +218,7 @@ impl AppState {
             lifecycle: Lifecycle::default(),
             keys: ApiKeys::default(),
             cors: None,
+            metrics: None,
             evicting: Arc::new(std::sync::Mutex::new(())),
         }
     }

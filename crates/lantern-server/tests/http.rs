@@ -66,6 +66,7 @@ fn done() -> Event {
             prompt_tokens: 3,
             completion_tokens: 2,
             cached_tokens: 0,
+            ..Default::default()
         },
     }
 }

@@ -21,11 +21,11 @@ use async_trait::async_trait;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::backend::{Backend, EmbedInput, Embedding, Generation, ModelInfo};
+use crate::backend::{Backend, EmbedInput, Embedding, EngineStats, Generation, ModelInfo};
 use crate::chat_template::ChatTemplate;
 use crate::grammar::SharedCompiler;
 use crate::sampling::Sampler;
-use crate::scheduler::{common_prefix, IdlePrefixes};
+use crate::scheduler::{common_prefix, IdlePrefixes, SlotStats};
 use crate::slot::{ChoiceJob, Job, Outstanding};
 use crate::{EngineError, GenerateRequest, Prompt, MAX_TOP_LOGPROBS};
 use embed::Embedder;
@@ -101,6 +101,7 @@ struct Worker {
     /// Requests running or queued.
     outstanding: Arc<AtomicUsize>,
     idle_prefixes: IdlePrefixes,
+    stats: Arc<SlotStats>,
 }
 
 impl Worker {
@@ -176,17 +177,20 @@ impl LlamaEngine {
                     config.parallel
                         as usize
                 ]));
+                let stats = Arc::new(SlotStats::default());
                 n_ctx_per_seq = worker::spawn(
                     model.clone(),
                     config.clone(),
                     rx,
                     idle_prefixes.clone(),
+                    stats.clone(),
                     facts.preserved.clone(),
                 )?;
                 workers.push(Worker {
                     jobs: tx,
                     outstanding: Arc::new(AtomicUsize::new(0)),
                     idle_prefixes,
+                    stats,
                 });
             }
         }
@@ -352,6 +356,18 @@ impl Backend for LlamaEngine {
             .iter()
             .map(|w| w.outstanding.load(Ordering::Relaxed))
             .sum()
+    }
+
+    fn stats(&self) -> EngineStats {
+        let per_worker = u64::from(self.info.n_ctx_per_seq) * u64::from(self.info.parallel);
+        let mut total = EngineStats::default();
+        for w in &self.workers {
+            total.running += w.stats.running.load(Ordering::Relaxed);
+            total.waiting += w.stats.waiting.load(Ordering::Relaxed);
+            total.kv_used += w.stats.kv_used.load(Ordering::Relaxed);
+            total.kv_total += per_worker;
+        }
+        total
     }
 
     async fn schedule(&self, request: GenerateRequest) -> Result<Generation, EngineError> {

@@ -12,7 +12,7 @@ use llama_cpp_2::model::LlamaModel;
 
 use super::runtime::LlamaRuntime;
 use super::EngineConfig;
-use crate::scheduler::{IdlePrefixes, Scheduler, SchedulerConfig};
+use crate::scheduler::{IdlePrefixes, Scheduler, SchedulerConfig, SlotStats};
 use crate::slot::Job;
 use crate::EngineError;
 
@@ -21,12 +21,16 @@ pub(crate) fn spawn(
     config: EngineConfig,
     jobs: Receiver<Job>,
     idle_prefixes: IdlePrefixes,
+    stats: Arc<SlotStats>,
     preserved: Vec<i32>,
 ) -> Result<u32, EngineError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("lantern-infer".into())
-        .spawn(move || run(&model, &config, jobs, idle_prefixes, preserved, ready_tx))
+        .spawn(move || {
+            let published = (idle_prefixes, stats);
+            run(&model, &config, jobs, published, preserved, ready_tx)
+        })
         .map_err(|e| EngineError::Context(format!("cannot start the inference thread: {e}")))?;
     ready_rx.recv().unwrap_or(Err(EngineError::WorkerGone))
 }
@@ -35,7 +39,7 @@ fn run(
     model: &LlamaModel,
     config: &EngineConfig,
     jobs: Receiver<Job>,
-    idle_prefixes: IdlePrefixes,
+    (idle_prefixes, stats): (IdlePrefixes, Arc<SlotStats>),
     preserved: Vec<i32>,
     ready: SyncSender<Result<u32, EngineError>>,
 ) {
@@ -84,6 +88,7 @@ fn run(
         },
     );
     scheduler.publish_idle_prefixes(idle_prefixes);
+    scheduler.publish_stats(stats);
     if ready.send(Ok(n_ctx_per_seq)).is_err() {
         return;
     }

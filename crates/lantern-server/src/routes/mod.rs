@@ -129,8 +129,10 @@ pub(crate) async fn respond<F: ChunkFormat>(
             ),
             None => render(collect_all(replay, logprobs).await?.0),
         };
+        crate::metrics::cache_result("hit");
         return Ok(with_cache_status(response, CacheStatus::Hit));
     }
+    let started = std::time::Instant::now();
     let backend = state.backend(model).await?;
     let (mut requests, prompts) = split_choices(requests, backend.info().parallel);
     for r in &mut requests {
@@ -139,7 +141,7 @@ pub(crate) async fn respond<F: ChunkFormat>(
     // All prompts are scheduled concurrently; if one is rejected, the others' receivers are
     // dropped, which cancels them.
     let generations = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
-    let choices = sources(prompts.into_iter().zip(generations));
+    let choices = sources(prompts.into_iter().zip(generations), &model.id, started);
     let response = match stream {
         Some((format, include_usage)) => {
             let sink = key.map(|k| {
@@ -164,8 +166,10 @@ pub(crate) async fn respond<F: ChunkFormat>(
         }
     };
     let status = if key.is_some() {
+        crate::metrics::cache_result("miss");
         CacheStatus::Miss
     } else {
+        crate::metrics::cache_result("bypass");
         CacheStatus::Bypass
     };
     Ok(with_cache_status(response, status))
