@@ -240,6 +240,7 @@ impl<R: Runtime> Scheduler<R> {
                     generated: 0,
                     max_tokens: job.max_tokens,
                     deadline: job.deadline,
+                    span: job.span.clone(),
                     ignore_eos: job.ignore_eos,
                     sampler: choice.sampler,
                     next_token: 0,
@@ -437,11 +438,13 @@ impl<R: Runtime> Scheduler<R> {
             } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
                 self.finish(seq, FinishReason::Length, true);
             } else if a.deadline.is_some_and(|d| Instant::now() >= d) {
-                tracing::info!(
-                    seq,
-                    completion_tokens = a.generated,
-                    "generation deadline reached (max_request_secs): finished with length"
-                );
+                a.span.in_scope(|| {
+                    tracing::info!(
+                        seq,
+                        completion_tokens = a.generated,
+                        "generation deadline reached (max_request_secs): finished with length"
+                    )
+                });
                 self.finish(seq, FinishReason::Deadline, true);
             } else {
                 a.next_token = token;
@@ -475,6 +478,7 @@ impl<R: Runtime> Scheduler<R> {
     /// Ends the choice in `seq` with an error.
     fn fail(&mut self, seq: usize, error: EngineError) {
         if let Some(a) = &self.slots[seq] {
+            let _span = a.span.enter();
             tracing::warn!(seq, %error, "generation failed");
             let _ = a.events.send(Event::Error(error));
         }
@@ -550,6 +554,7 @@ fn token_logprob<R: Runtime>(
 
 /// One line per finished request, like llama-server's per-task timings: where its time went.
 fn log_timings(seq: usize, a: &Active, reason: FinishReason) {
+    let _span = a.span.enter();
     let now = Instant::now();
     let first = a.first_token.unwrap_or(now);
     let decode_secs = now.duration_since(first).as_secs_f64();

@@ -121,6 +121,7 @@ fn job_with(
         outstanding: None,
         received: std::time::Instant::now(),
         deadline: None,
+        span: tracing::Span::none(),
     };
     (job, receivers)
 }

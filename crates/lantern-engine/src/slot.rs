@@ -42,6 +42,8 @@ pub(crate) struct Job {
     pub received: Instant,
     /// Generation ends at this instant (max_request_secs).
     pub deadline: Option<Instant>,
+    /// The request's tracing span (its request id): the worker's log lines about it use it.
+    pub span: tracing::Span,
 }
 
 impl Job {
@@ -72,6 +74,7 @@ pub(crate) struct Active {
     pub generated: u32,
     pub max_tokens: u32,
     pub deadline: Option<Instant>,
+    pub span: tracing::Span,
     pub ignore_eos: bool,
     pub sampler: Sampler,
     /// Prompt tokens whose KV was reused from the slot's previous request.

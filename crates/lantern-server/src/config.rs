@@ -68,10 +68,25 @@ pub struct ServeArgs {
     /// TOML config file; flags override it
     #[arg(long, env = "LANTERN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object per line, for log collectors)
+    #[arg(long, env = "LANTERN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// llama.cpp's own log (tensor listings, buffer sizes) at this level and above: off,
+    /// error, warn, info or debug; RUST_LOG, when set, decides instead [default: warn]
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    pub llama_log_level: String,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The config file: the flags' settings (for a single model) plus `[[models]]` and `[cache]`.

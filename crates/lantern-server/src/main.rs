@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use lantern_engine::{check_model_file, estimate_memory, Backend, EngineError, LlamaEngine};
 use lantern_server::auth::{cors_layer, ApiKeys};
 use lantern_server::cache::ResponseCache;
-use lantern_server::config::{LoadPolicy, ModelConfig, ServeArgs, ServeConfig};
+use lantern_server::config::{LoadPolicy, LogFormat, ModelConfig, ServeArgs, ServeConfig};
 use lantern_server::download;
 use lantern_server::state::{now_millis, Loader};
 use lantern_server::{router, ApiError, AppState, ModelEntry};
@@ -41,7 +41,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => {
-            init_tracing();
+            if let Err(message) = init_tracing(&args) {
+                return fail(message);
+            }
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -62,15 +64,24 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_tracing() {
+fn init_tracing(args: &ServeArgs) -> Result<(), String> {
+    let level = args.llama_log_level.to_ascii_lowercase();
+    if !["off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        return Err(format!(
+            "--llama-log-level {level}: use off, error, warn, info or debug"
+        ));
+    }
     // llama.cpp's own chatter (tensor listings, buffer sizes) only at warn unless asked for.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn,tower_http=info"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,llama-cpp-2={level},tower_http=info")));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

@@ -443,6 +443,7 @@ impl Backend for LlamaEngine {
             outstanding: Some(outstanding),
             received: std::time::Instant::now(),
             deadline,
+            span: tracing::Span::current(),
         };
         worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(Generation {
