@@ -65,7 +65,16 @@ def test_sdk_with_and_without_the_key(keyed):
 
 def test_probes_and_the_api_description_are_public(keyed):
     assert requests.get(keyed.base + "/health").status_code == 200
-    assert requests.get(keyed.base + "/openapi.json").status_code == 200
+    spec = requests.get(keyed.base + "/openapi.json")
+    assert spec.status_code == 200 and "/v1/chat/completions" in spec.json()["paths"]
+    assert set(spec.json()["components"]["securitySchemes"]) == {"bearer", "x-api-key"}
+    # Swagger UI, its assets compiled in (no network here), pointed at the document.
+    page = requests.get(keyed.base + "/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    config = requests.get(keyed.base + "/docs/swagger-initializer.js")
+    assert config.status_code == 200 and "/openapi.json" in config.text
+    css = requests.get(keyed.base + "/docs/swagger-ui.css")
+    assert css.status_code == 200 and len(css.content) > 10_000
 
 
 def test_key_file_is_reread_on_sighup(keyed):

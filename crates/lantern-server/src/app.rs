@@ -10,8 +10,9 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{from_fn_with_state, map_response, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_swagger_ui::SwaggerUi;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -40,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/health", get(health::health))
         .route("/metrics", get(crate::metrics::scrape))
-        .route("/openapi.json", get(|| async { Json(openapi::spec()) }))
+        // Swagger UI at /docs (assets compiled in), reading the document at /openapi.json.
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::spec()))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), refuse_when_draining))

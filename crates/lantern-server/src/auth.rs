@@ -132,9 +132,12 @@ fn read_key_file(path: &Path) -> Result<Vec<Box<[u8]>>, KeyFileError> {
         .collect())
 }
 
-/// Paths anyone may call: probes, the API description, and (unless keyed) the metrics.
+/// Paths anyone may call: probes, the API description and its Swagger UI (whose calls then
+/// need a key), and (unless keyed) the metrics.
 fn is_public(path: &str, keys: &ApiKeys) -> bool {
-    matches!(path, "/health" | "/openapi.json") || (path == "/metrics" && !keys.metrics_require_key)
+    matches!(path, "/health" | "/openapi.json" | "/docs")
+        || path.starts_with("/docs/")
+        || (path == "/metrics" && !keys.metrics_require_key)
 }
 
 /// The key a request presents: `Authorization: Bearer KEY` (as the OpenAI SDKs send it) or
