@@ -70,8 +70,17 @@ fn raise_exception(message: String) -> Result<String, JinjaError> {
     Err(JinjaError::new(ErrorKind::InvalidOperation, message))
 }
 
-fn strftime_now(format: String) -> String {
-    chrono::Local::now().format(&format).to_string()
+/// A format chrono cannot render (`%Q`) is a template error, not a panic in `to_string`.
+fn strftime_now(format: String) -> Result<String, JinjaError> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    write!(out, "{}", chrono::Local::now().format(&format)).map_err(|_| {
+        JinjaError::new(
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: invalid format {format:?}"),
+        )
+    })?;
+    Ok(out)
 }
 
 impl ChatTemplate {
@@ -239,6 +248,29 @@ mod tests {
             ChatTemplate::new("{{ strftime_now('%Y') }}", String::new(), String::new()).unwrap();
         let year: i32 = t.render(&[]).unwrap().parse().unwrap();
         assert!(year >= 2024);
+    }
+
+    #[test]
+    fn a_bad_strftime_format_is_an_error_not_a_panic() {
+        let t = ChatTemplate::new("{{ strftime_now('%Q') }}", String::new(), String::new())
+            .expect("it parses");
+        let err = t.render(&[]).expect_err("%Q is not a chrono specifier");
+        assert!(err.to_string().contains("strftime_now"), "{err}");
+    }
+
+    #[test]
+    fn break_and_continue_work_as_in_transformers() {
+        let src = "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}\
+                   {% if m.content == 'stop' %}{% break %}{% endif %}{{ m.content }};{% endfor %}";
+        let t = ChatTemplate::new(src, String::new(), String::new()).expect("loop controls load");
+        let turns = [
+            ChatTurn::new("system", "S"),
+            ChatTurn::new("user", "a"),
+            ChatTurn::new("assistant", "b"),
+            ChatTurn::new("user", "stop"),
+            ChatTurn::new("user", "c"),
+        ];
+        assert_eq!(t.render(&turns).unwrap(), "a;b;");
     }
 
     #[test]
