@@ -179,3 +179,12 @@ def test_raw_sse_bytes(server):
     assert payloads[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert payloads[-1]["choices"] == [] and payloads[-1]["usage"]["completion_tokens"] == 4
     assert [p["choices"][0]["finish_reason"] for p in payloads[:-1]].count("length") == 1
+
+
+def test_include_usage_puts_null_usage_on_every_other_chunk(server):
+    with requests.post(server.base + "/v1/chat/completions", stream=True, json={
+            "model": MODEL_ID, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 5,
+            "stream": True, "stream_options": {"include_usage": True}}) as r:
+        chunks = [json.loads(l[6:]) for l in r.iter_lines() if l.startswith(b"data: {")]
+    assert all("usage" in c and c["usage"] is None for c in chunks[:-1]), chunks
+    assert chunks[-1]["usage"]["total_tokens"] > 0 and chunks[-1]["choices"] == []

@@ -278,9 +278,11 @@ pub struct ChatCompletionChunk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     pub choices: Vec<ChunkChoice>,
-    /// Present only on the last chunk, when `stream_options.include_usage` is set.
+    /// With `stream_options.include_usage`: `null` on every chunk but the last, which has
+    /// the usage (as OpenAI sends it); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    #[schema(value_type = Option<Usage>)]
+    pub usage: Option<Option<Usage>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -90,3 +90,12 @@ pub struct SamplingFields<'a> {
     pub stop: Option<&'a StopSequences>,
     pub logit_bias: Option<&'a std::collections::BTreeMap<String, f64>>,
 }
+
+/// A stream chunk's `usage`: with `include_usage`, `null` on every chunk but the one that
+/// carries it; absent without.
+pub fn stream_usage(usage: Option<Usage>, include_usage: bool) -> Option<Option<Usage>> {
+    match usage {
+        Some(u) => Some(Some(u)),
+        None => include_usage.then_some(None),
+    }
+}

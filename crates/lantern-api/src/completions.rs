@@ -130,10 +130,11 @@ pub struct CompletionResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     pub choices: Vec<CompletionChoice>,
-    /// Always present on a non-streaming response; on a stream only the last chunk, with
-    /// `stream_options.include_usage`.
+    /// Always present on a non-streaming response. On a stream with
+    /// `stream_options.include_usage`, `null` on every chunk but the last, which has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    #[schema(value_type = Option<Usage>)]
+    pub usage: Option<Option<Usage>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

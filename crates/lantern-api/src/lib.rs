@@ -13,6 +13,8 @@ pub mod tokenize;
 pub mod tools;
 mod validate;
 
-pub use common::{FinishReason, PromptTokensDetails, StopSequences, StreamOptions, Usage};
+pub use common::{
+    stream_usage, FinishReason, PromptTokensDetails, StopSequences, StreamOptions, Usage,
+};
 pub use error::{ErrorBody, ErrorResponse};
 pub use validate::{InvalidParam, MAX_STOP_SEQUENCES};

@@ -202,7 +202,26 @@ async fn chat_stream_framing() {
     assert_eq!(chunks[4]["usage"]["completion_tokens"], 2);
     let ids: std::collections::HashSet<_> = chunks.iter().map(|c| c["id"].clone()).collect();
     assert_eq!(ids.len(), 1);
-    assert!(chunks[..4].iter().all(|c| c.get("usage").is_none()));
+    // As OpenAI sends it: every chunk but the last says `"usage": null`.
+    assert!(chunks[..4]
+        .iter()
+        .all(|c| c.get("usage") == Some(&Value::Null)));
+
+    // Without include_usage there is no usage key at all.
+    let (_, _, body) = send(
+        app(),
+        "POST",
+        "/v1/chat/completions",
+        &chat_body(json!({"stream": true})),
+    )
+    .await;
+    let plain: Vec<Value> = body
+        .split("\n\n")
+        .filter(|e| e.starts_with("data: {"))
+        .map(|e| serde_json::from_str(&e[6..]).unwrap())
+        .collect();
+    assert_eq!(plain.len(), 4);
+    assert!(plain.iter().all(|c| c.get("usage").is_none()));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use lantern_api::logprobs::ChoiceLogprobs;
 use lantern_api::tools::{
     FunctionCall, FunctionCallChunk, ResponseFormat, ToolCall, ToolCallChunk, ToolChoice,
 };
-use lantern_api::{ErrorResponse, FinishReason, Usage};
+use lantern_api::{stream_usage, ErrorResponse, FinishReason, Usage};
 use lantern_engine::{ChatPrompt, ChatTurn, Grammar, Prompt};
 
 use crate::error::ApiError;
@@ -73,6 +73,7 @@ pub async fn chat_completions(
         meta: meta.clone(),
         reasoning: state.reasoning_fields,
         may_call,
+        include_usage: req.include_usage(),
     };
     let stream = req
         .is_stream()
@@ -189,6 +190,8 @@ struct ChatFormat {
     /// Tools may be called: the opening chunk leaves `content` out (OpenAI sends null there),
     /// so an answer that only calls tools ends with `content: null` in the SDKs' helpers.
     may_call: bool,
+    /// Every chunk carries `usage` (null until the last).
+    include_usage: bool,
 }
 
 impl ChatFormat {
@@ -235,7 +238,7 @@ impl ChatFormat {
             model: self.meta.model.clone(),
             system_fingerprint: None,
             choices,
-            usage,
+            usage: stream_usage(usage, self.include_usage),
         };
         serde_json::to_string(&chunk).expect("chunks serialize")
     }

@@ -12,7 +12,7 @@ use lantern_api::completions::{
 };
 use lantern_api::fields::COMPLETION_FIELDS;
 use lantern_api::logprobs::CompletionLogprobs;
-use lantern_api::{ErrorResponse, FinishReason, Usage};
+use lantern_api::{stream_usage, ErrorResponse, FinishReason, Usage};
 use lantern_engine::Prompt;
 
 use crate::error::ApiError;
@@ -104,6 +104,7 @@ pub async fn completions(
             meta: meta.clone(),
             offsets: Mutex::new(starts.clone()),
             echoes: echoes.clone(),
+            include_usage: req.include_usage(),
         };
         (format, req.include_usage())
     });
@@ -137,7 +138,7 @@ pub async fn completions(
                 model: meta.model,
                 system_fingerprint: None,
                 choices,
-                usage: Some(usage),
+                usage: Some(Some(usage)),
             })
             .into_response()
         },
@@ -150,6 +151,8 @@ struct CompletionFormat {
     echoes: Vec<String>,
     /// Character offset of each choice's next token, for `text_offset`.
     offsets: Mutex<Vec<u32>>,
+    /// Every chunk carries `usage` (null until the last).
+    include_usage: bool,
 }
 
 impl CompletionFormat {
@@ -161,7 +164,7 @@ impl CompletionFormat {
             model: self.meta.model.clone(),
             system_fingerprint: None,
             choices,
-            usage,
+            usage: stream_usage(usage, self.include_usage),
         };
         serde_json::to_string(&chunk).expect("chunks serialize")
     }
