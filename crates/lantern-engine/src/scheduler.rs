@@ -23,8 +23,10 @@ pub(crate) trait Runtime {
     fn decode(&mut self) -> Result<(), String>;
     /// The logits row of batch entry `batch_index` (one that was added with logits).
     fn logits(&self, batch_index: i32) -> &[f32];
-    /// Drops the KV of `seq` from position `from` on.
-    fn truncate_seq(&mut self, seq: i32, from: i32);
+    /// Drops the KV of `seq` from position `from` on. False when the model refuses a partial
+    /// removal (recurrent and hybrid models keep one state per sequence, not per position);
+    /// clearing from 0 always works.
+    fn truncate_seq(&mut self, seq: i32, from: i32) -> bool;
     /// Makes `dst` hold exactly the KV of `src` (the choices of one prompt).
     fn copy_seq(&mut self, src: i32, dst: i32);
     fn is_eog(&self, token: i32) -> bool;
@@ -73,6 +75,8 @@ pub(crate) struct Scheduler<R: Runtime> {
     admissions: u64,
     idle_prefixes: Option<IdlePrefixes>,
     stats: Option<std::sync::Arc<SlotStats>>,
+    /// While finding which sequence a failed batch cannot decode: batch only this one.
+    isolate: Option<usize>,
     // Scratch buffers reused every token, so the decode loop does not allocate for them.
     piece: Vec<u8>,
     text: String,
@@ -90,6 +94,7 @@ impl<R: Runtime> Scheduler<R> {
             admissions: 0,
             idle_prefixes: None,
             stats: None,
+            isolate: None,
             piece: Vec::with_capacity(64),
             text: String::with_capacity(64),
         }
@@ -158,17 +163,16 @@ impl<R: Runtime> Scheduler<R> {
     fn decode_step(&mut self) {
         self.reap_cancelled();
         self.admit();
-        loop {
-            if !self.build_batch() {
-                return;
-            }
-            match self.rt.decode() {
-                Ok(()) => break,
-                Err(reason) => self.recover_from_failed_decode(reason),
-            }
+        if !self.build_batch() {
+            return;
         }
-        self.commit_batch();
-        self.sample_all();
+        match self.rt.decode() {
+            Ok(()) => {
+                self.commit_batch();
+                self.sample_all();
+            }
+            Err(reason) => self.decode_each_alone(reason),
+        }
     }
 
     fn reap_cancelled(&mut self) {
@@ -217,8 +221,13 @@ impl<R: Runtime> Scheduler<R> {
             };
             let job = self.waiting.pop_front().expect("checked non-empty");
             // The last prompt token is always decoded again: its logits start generation.
-            let reuse = common.min(job.tokens.len() - 1);
-            self.rt.truncate_seq(seq as i32, reuse as i32);
+            let mut reuse = common.min(job.tokens.len() - 1);
+            if !self.rt.truncate_seq(seq as i32, reuse as i32) {
+                // A recurrent state cannot be rewound: start the sequence over.
+                tracing::debug!(seq, reuse, "partial KV removal refused; prefilling from 0");
+                self.rt.truncate_seq(seq as i32, 0);
+                reuse = 0;
+            }
             self.kv[seq].truncate(reuse);
             self.publish(seq, None);
             self.admissions += 1;
@@ -269,12 +278,14 @@ impl<R: Runtime> Scheduler<R> {
     fn build_batch(&mut self) -> bool {
         self.rt.clear_batch();
         let mut n = 0usize;
+        let isolate = self.isolate;
+        let included = |seq: usize| isolate.is_none_or(|only| only == seq);
         for (seq, slot) in self.slots.iter_mut().enumerate() {
             let Some(a) = slot else { continue };
             a.logits_at = None;
             a.chunk = 0;
             a.in_batch = false;
-            if a.is_runnable() && !a.is_prefilling() {
+            if a.is_runnable() && !a.is_prefilling() && included(seq) {
                 self.rt
                     .add_to_batch(a.next_token, a.n_past, seq as i32, true);
                 a.logits_at = Some(n as i32);
@@ -286,6 +297,7 @@ impl<R: Runtime> Scheduler<R> {
             .slots
             .iter()
             .enumerate()
+            .filter(|&(seq, _)| included(seq))
             .filter_map(|(seq, s)| {
                 s.as_ref()
                     .filter(|a| a.is_runnable() && a.is_prefilling())
@@ -320,23 +332,49 @@ impl<R: Runtime> Scheduler<R> {
 
     /// A decode failed (typically no KV space). Roll back what this batch wrote, fail the most
     /// recently admitted request in it, and let the caller retry the rest.
-    fn recover_from_failed_decode(&mut self, reason: String) {
-        let mut newest: Option<(u64, usize)> = None;
-        for seq in 0..self.slots.len() {
-            if let Some(a) = self.slots[seq].as_ref().filter(|a| a.in_batch) {
-                self.rt.truncate_seq(seq as i32, a.n_past);
-                if newest.is_none_or(|(adm, _)| a.admitted > adm) {
-                    newest = Some((a.admitted, seq));
+    /// A failed batch: each of its sequences is decoded alone, so the one that cannot be
+    /// decoded (the request that caused the failure) fails and the others go on.
+    fn decode_each_alone(&mut self, reason: String) {
+        let seqs: Vec<usize> = (0..self.slots.len())
+            .filter(|&seq| self.slots[seq].as_ref().is_some_and(|a| a.in_batch))
+            .collect();
+        // What the failed batch may have written; a recurrent model may refuse (its state is
+        // then cleared with the request if that one fails too).
+        for &seq in &seqs {
+            let n_past = self.slots[seq].as_ref().map_or(0, |a| a.n_past);
+            let _ = self.rt.truncate_seq(seq as i32, n_past);
+        }
+        if let [seq] = seqs[..] {
+            return self.fail_decode(seq, reason);
+        }
+        tracing::warn!(%reason, sequences = seqs.len(), "decode failed; decoding each sequence alone to find the cause");
+        for seq in seqs {
+            self.isolate = Some(seq);
+            let built = self.build_batch();
+            self.isolate = None;
+            if !built {
+                continue;
+            }
+            match self.rt.decode() {
+                Ok(()) => {
+                    self.commit_batch();
+                    self.sample_all();
+                }
+                Err(reason) => {
+                    let n_past = self.slots[seq].as_ref().map_or(0, |a| a.n_past);
+                    let _ = self.rt.truncate_seq(seq as i32, n_past);
+                    self.fail_decode(seq, reason);
                 }
             }
         }
-        if let Some((_, seq)) = newest {
-            tracing::warn!(seq, %reason, "decode failed; failing the newest request in the batch");
-            // Free its cells too: the cache may be full.
-            self.rt.truncate_seq(seq as i32, 0);
-            self.kv[seq].clear();
-            self.fail(seq, EngineError::Decode(reason));
-        }
+    }
+
+    fn fail_decode(&mut self, seq: usize, reason: String) {
+        tracing::warn!(seq, %reason, "decode failed for this request");
+        // Free its cells too: the cache may be full.
+        let _ = self.rt.truncate_seq(seq as i32, 0);
+        self.kv[seq].clear();
+        self.fail(seq, EngineError::Decode(reason));
     }
 
     fn commit_batch(&mut self) {

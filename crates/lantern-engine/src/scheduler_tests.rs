@@ -21,8 +21,12 @@ struct Fake {
     copies: Vec<(i32, i32)>,
     /// Logits of the last decoded batch, per entry (empty where none were asked for).
     rows: Vec<Vec<f32>>,
-    /// Fail the next decode whose batch is larger than this.
+    /// Fail every decode whose batch is larger than this.
     fail_above: Option<usize>,
+    /// Fail every decode whose batch holds this token.
+    fail_on_token: Option<i32>,
+    /// Refuse partial KV removal, as llama.cpp does for Mamba, RWKV and hybrid models.
+    recurrent: bool,
 }
 
 impl Runtime for Fake {
@@ -33,10 +37,15 @@ impl Runtime for Fake {
         self.batch.push((token, pos, seq, logits));
     }
     fn decode(&mut self) -> Result<(), String> {
-        if let Some(limit) = self.fail_above {
-            if self.batch.len() > limit {
-                self.fail_above = None;
-                return Err("no KV slot".into());
+        if self
+            .fail_above
+            .is_some_and(|limit| self.batch.len() > limit)
+        {
+            return Err("no KV slot".into());
+        }
+        if let Some(poison) = self.fail_on_token {
+            if self.batch.iter().any(|t| t.0 == poison) {
+                return Err("cannot decode this token".into());
             }
         }
         self.history.push(self.batch.clone());
@@ -61,8 +70,10 @@ impl Runtime for Fake {
         assert!(!row.is_empty(), "sampled a row without logits");
         row
     }
-    fn truncate_seq(&mut self, seq: i32, from: i32) {
+    fn truncate_seq(&mut self, seq: i32, from: i32) -> bool {
         self.truncations.push((seq, from));
+        // A recurrent model keeps one state per sequence: only clearing it all works.
+        !self.recurrent || from == 0
     }
     fn copy_seq(&mut self, src: i32, dst: i32) {
         self.copies.push((src, dst));
@@ -227,14 +238,53 @@ fn unrelated_prompt_takes_the_least_recently_used_slot_and_clears_it() {
         s.enqueue(j);
         run_until_idle(&mut s);
     }
-    // Both slots hold an unrelated prefix; the one that finished first is reused and cleared.
+    // Both slots hold an unrelated prefix; the one that finished first (slot 0) is reused
+    // and cleared, and slot 1 keeps its cache.
+    let before = s.runtime().truncations.len();
     let (j, _rx) = job(vec![40, 41], 1, &[]);
     s.enqueue(j);
     s.step();
     let last = s.runtime().history.last().unwrap();
     assert!(last.iter().all(|t| t.1 < 2 && t.0 >= 40));
-    let seq = last[0].2;
-    assert!(s.runtime().truncations.contains(&(seq, 0)));
+    assert!(
+        last.iter().all(|t| t.2 == 0),
+        "the least recently used slot: {last:?}"
+    );
+    assert_eq!(&s.runtime().truncations[before..], &[(0, 0)]);
+}
+
+#[test]
+fn recurrent_model_prefills_from_zero_when_a_partial_removal_is_refused() {
+    let mut s = scheduler(1, 16);
+    s.runtime_mut().recurrent = true;
+    let (j, mut rx) = job(vec![1, 2, 3], 2, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    collect(&mut rx);
+    // Same prefix: a transformer would reuse 4 cells; a recurrent state cannot be rewound.
+    let (j, mut rx) = job(vec![1, 2, 3, 4, 9], 2, &[]);
+    s.enqueue(j);
+    s.step();
+    let positions: Vec<i32> = s
+        .runtime()
+        .history
+        .last()
+        .unwrap()
+        .iter()
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(
+        positions,
+        [0, 1, 2, 3, 4],
+        "the whole prompt again, from position 0"
+    );
+    run_until_idle(&mut s);
+    let (text, done) = collect(&mut rx);
+    assert_eq!(text, "10 11 ");
+    assert!(
+        matches!(done, Some(Event::Done { usage, .. }) if usage.cached_tokens == 0),
+        "{done:?}"
+    );
 }
 
 #[test]
@@ -395,18 +445,40 @@ fn dropped_receiver_frees_the_slot_by_the_next_step() {
     s.step();
     s.step();
     drop(rx_a);
+    let before = s.runtime().truncations.len();
     let (b, mut rx_b) = job(vec![60], 2, &[]);
     s.enqueue(b);
     s.step();
     // A is gone and its KV removed; B got the slot in the same step.
-    assert!(s.runtime().truncations.contains(&(0, 0)));
+    assert!(s.runtime().truncations[before..].contains(&(0, 0)));
     assert_eq!(s.runtime().history.last().unwrap(), &vec![(60, 0, 0, true)]);
     run_until_idle(&mut s);
     assert_eq!(collect(&mut rx_b).0, "61 62 ");
 }
 
 #[test]
-fn failed_decode_fails_only_the_newest_request() {
+fn failed_decode_fails_the_request_that_caused_it_not_the_newest() {
+    let mut s = scheduler(2, 4);
+    // A's long prompt is prefilled in chunks of 4; its second chunk holds the poison token.
+    let (a, mut rx_a) = job(vec![40, 41, 42, 43, 44, 45, 46], 3, &[]);
+    s.enqueue(a);
+    s.step();
+    let (c, mut rx_c) = job(vec![1], 3, &[]);
+    s.enqueue(c);
+    s.runtime_mut().fail_on_token = Some(45);
+    run_until_idle(&mut s);
+    let (_, a_end) = collect(&mut rx_a);
+    assert!(
+        matches!(a_end, Some(Event::Error(EngineError::Decode(_)))),
+        "{a_end:?}"
+    );
+    let (c_text, c_end) = collect(&mut rx_c);
+    assert_eq!(c_text, "2 3 4 ", "the newest request was innocent");
+    assert!(matches!(c_end, Some(Event::Done { .. })));
+}
+
+#[test]
+fn failed_decode_fails_only_the_request_too_big_to_decode() {
     let mut s = scheduler(2, 16);
     let (a, mut rx_a) = job(vec![1], 5, &[]);
     s.enqueue(a);
@@ -414,14 +486,18 @@ fn failed_decode_fails_only_the_newest_request() {
     let (b, mut rx_b) = job(vec![40, 41, 42], 5, &[]);
     s.enqueue(b);
     s.runtime_mut().fail_above = Some(2);
+    let before = s.runtime().truncations.len();
     run_until_idle(&mut s);
     let (_, b_end) = collect(&mut rx_b);
     assert!(matches!(b_end, Some(Event::Error(EngineError::Decode(_)))));
     let (a_text, a_end) = collect(&mut rx_a);
     assert_eq!(a_text, "2 3 4 5 6 ");
     assert!(matches!(a_end, Some(Event::Done { .. })));
-    // B's partial writes were rolled back from its start position.
-    assert!(s.runtime().truncations.contains(&(1, 0)));
+    // The failed batch's writes were rolled back: A's from its position, B's from its start
+    // (once after the batch failed, once when B alone failed), besides B's admission.
+    let new = &s.runtime().truncations[before..];
+    assert!(new.contains(&(0, 1)), "{new:?}");
+    assert!(new.iter().filter(|&&t| t == (1, 0)).count() >= 3, "{new:?}");
 }
 
 #[test]

@@ -35,13 +35,17 @@ impl Runtime for LlamaRuntime<'_> {
         self.ctx.get_logits_ith(batch_index)
     }
 
-    fn truncate_seq(&mut self, seq: i32, from: i32) {
+    fn truncate_seq(&mut self, seq: i32, from: i32) -> bool {
         let from = u32::try_from(from).unwrap_or(0);
-        if let Err(e) = self
+        match self
             .ctx
             .clear_kv_cache_seq(Some(seq as u32), Some(from), None)
         {
-            tracing::warn!(seq, from, error = %e, "could not clear KV cells");
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(seq, from, error = %e, "could not clear KV cells");
+                false
+            }
         }
     }
 
