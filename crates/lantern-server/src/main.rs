@@ -219,10 +219,8 @@ async fn unload_idle_models(state: AppState) {
         tick.tick().await;
         let now = now_millis();
         for entry in state.models.iter().filter(|e| e.idle_unload_secs > 0) {
-            let idle = entry.loaded().is_some_and(|b| {
-                b.load() == 0
-                    && now.saturating_sub(entry.last_used()) >= entry.idle_unload_secs * 1000
-            });
+            let idle = entry.is_idle()
+                && now.saturating_sub(entry.last_used()) >= entry.idle_unload_secs * 1000;
             if idle && entry.unload() {
                 tracing::info!(model = %entry.id, idle_secs = entry.idle_unload_secs, "unloaded idle model");
             }

@@ -1,6 +1,6 @@
 //! Shared state of the HTTP layer: the configured models, their load state, and the cache.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -37,8 +37,20 @@ pub struct ModelEntry {
     /// Estimated memory while loaded, for `max_memory_bytes`; corrected by the loaded backend.
     memory_bytes: AtomicU64,
     loader: Option<Loader>,
-    phase: Mutex<Phase>,
+    /// Shared with the task that finishes a load, so a load nobody waits for still lands.
+    phase: Arc<Mutex<Phase>>,
     last_used: AtomicU64,
+    /// Requests between picking this model and being queued on it: it must stay loaded.
+    holds: Arc<AtomicUsize>,
+}
+
+/// A request's claim on a model, from picking it until the engine counts the request.
+pub struct Hold(Arc<AtomicUsize>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Unix time in milliseconds: least-recently-used order needs finer than seconds.
@@ -60,9 +72,21 @@ impl ModelEntry {
             idle_unload_secs: 0,
             memory_bytes: AtomicU64::new(0),
             loader: None,
-            phase: Mutex::new(Phase::Unloaded),
+            phase: Arc::new(Mutex::new(Phase::Unloaded)),
             last_used: AtomicU64::new(now_millis()),
+            holds: Arc::default(),
         }
+    }
+
+    /// Keeps the model from being evicted or unloaded while the guard lives.
+    pub fn hold(&self) -> Hold {
+        self.holds.fetch_add(1, Ordering::Relaxed);
+        Hold(self.holds.clone())
+    }
+
+    /// Loaded with nothing running, queued or about to be: it may be unloaded.
+    pub fn is_idle(&self) -> bool {
+        self.holds.load(Ordering::Relaxed) == 0 && self.loaded().is_some_and(|b| b.load() == 0)
     }
 
     pub fn with_loader(mut self, loader: Loader) -> Self {
@@ -149,23 +173,36 @@ impl ModelEntry {
                     .boxed()
                     .shared();
                     *phase = Phase::Loading(f.clone());
+                    // The load finishes and is published even if every request waiting for
+                    // it goes away (clients disconnect) before it does.
+                    tokio::spawn(publish_load(self.phase.clone(), f.clone()));
                     f
                 }
             }
         };
         let result = load.await;
-        let mut phase = self.phase.lock().expect("phase lock");
-        if matches!(*phase, Phase::Loading(_)) {
-            *phase = match &result {
-                Ok(b) => Phase::Loaded(b.clone()),
-                Err(_) => Phase::Unloaded,
-            };
-        }
+        settle(&self.phase, &result);
         result.map_err(|reason| ApiError::ModelLoadFailed {
             model: self.id.clone(),
             reason,
         })
     }
+}
+
+/// A finished load's outcome becomes the phase, unless the model was unloaded meanwhile.
+fn settle(phase: &Mutex<Phase>, result: &Result<Arc<dyn Backend>, String>) {
+    let mut phase = phase.lock().expect("phase lock");
+    if matches!(*phase, Phase::Loading(_)) {
+        *phase = match result {
+            Ok(b) => Phase::Loaded(b.clone()),
+            Err(_) => Phase::Unloaded,
+        };
+    }
+}
+
+async fn publish_load(phase: Arc<Mutex<Phase>>, load: LoadFuture) {
+    let result = load.await;
+    settle(&phase, &result);
 }
 
 /// Limits on how many models stay loaded at once.
@@ -265,7 +302,7 @@ impl AppState {
             }
             let victim = resident
                 .iter()
-                .filter(|m| m.loaded().is_some_and(|b| b.load() == 0))
+                .filter(|m| m.is_idle())
                 .min_by_key(|m| m.last_used());
             match victim {
                 Some(v) if v.unload() => {

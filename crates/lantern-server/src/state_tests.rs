@@ -78,3 +78,54 @@ async fn an_estimate_over_the_limit_evicts_before_loading() {
     s.backend(&s.models[0]).await.unwrap();
     assert_eq!(s.models[1].status(), "unloaded");
 }
+
+#[tokio::test]
+async fn a_model_held_by_a_request_is_not_evicted() {
+    let s = state(vec![entry("a", 200, 200), entry("b", 200, 200)], 350);
+    s.backend(&s.models[0]).await.unwrap();
+    // A request has picked "a" and not reached its engine yet.
+    let hold = s.models[0].hold();
+    assert!(!s.models[0].is_idle());
+    s.backend(&s.models[1]).await.unwrap();
+    assert_eq!(
+        s.models[0].status(),
+        "loaded",
+        "held: over the limit rather than evicted"
+    );
+    drop(hold);
+    assert!(s.models[0].is_idle());
+    // Released, it is the least recently used idle model, and goes for the next load.
+    s.models[1].unload();
+    s.backend(&s.models[1]).await.unwrap();
+    assert_eq!(s.models[0].status(), "unloaded");
+}
+
+#[tokio::test]
+async fn a_load_nobody_waits_for_still_finishes() {
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let release = gate.clone();
+    let loader: Loader = Arc::new(move || {
+        release.wait();
+        entry("x", 0, 10).loader.as_ref().unwrap()()
+    });
+    let s = state(vec![ModelEntry::new("slow").with_loader(loader)], 1000);
+    // The only waiter gives up (a client that disconnected) while the load runs.
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.backend(&s.models[0]).await.map(|_| ()) })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(s.models[0].status(), "loading");
+    waiter.abort();
+    let _ = waiter.await;
+    tokio::task::spawn_blocking(move || gate.wait())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if s.models[0].status() == "loaded" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the load was never published: {}", s.models[0].status());
+}

@@ -48,6 +48,7 @@ pub async fn embeddings(
 ) -> Result<Json<EmbeddingResponse>, ApiError> {
     req.validate()?;
     let entry = state.entry(&req.model)?;
+    let _hold = entry.hold();
     let backend = state.backend(entry).await?;
     let width = backend.info().n_embd;
     if let Some(d) = req.dimensions {

@@ -133,6 +133,8 @@ pub(crate) async fn respond<F: ChunkFormat>(
         return Ok(with_cache_status(response, CacheStatus::Hit));
     }
     let started = std::time::Instant::now();
+    // Held until the engine counts the requests, so the model cannot be evicted between.
+    let _hold = model.hold();
     let backend = state.backend(model).await?;
     let (mut requests, prompts) = split_choices(requests, backend.info().parallel);
     for r in &mut requests {

@@ -36,6 +36,7 @@ pub async fn tokenize(
     JsonBody(req): JsonBody<TokenizeRequest>,
 ) -> Result<Json<TokenizeResponse>, ApiError> {
     let entry = model(&state, req.model.as_deref())?;
+    let _hold = entry.hold();
     let backend = state.backend(entry).await?;
     let ids = backend.tokenize(&req.content, req.add_special)?;
     let tokens = if req.with_pieces {
@@ -63,6 +64,7 @@ pub async fn detokenize(
     JsonBody(req): JsonBody<DetokenizeRequest>,
 ) -> Result<Json<DetokenizeResponse>, ApiError> {
     let entry = model(&state, req.model.as_deref())?;
+    let _hold = entry.hold();
     let backend = state.backend(entry).await?;
     Ok(Json(DetokenizeResponse {
         content: backend.detokenize(&req.tokens)?,
