@@ -12,7 +12,8 @@ pub struct Model {
     /// Unix seconds when the model was loaded.
     pub created: u64,
     pub owned_by: String,
-    /// Extension: `loaded`, `loading` or `unloaded`.
+    /// Extension: `loaded`, `loading`, `unloaded`, or `unhealthy` (an inference worker died;
+    /// the next request reloads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
 }

@@ -78,6 +78,11 @@ pub trait Backend: Send + Sync + 'static {
         0
     }
 
+    /// False once an inference worker died (a panic): the server reloads the model.
+    fn healthy(&self) -> bool {
+        true
+    }
+
     /// What the workers are doing now, for metrics.
     fn stats(&self) -> EngineStats {
         EngineStats::default()

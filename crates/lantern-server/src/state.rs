@@ -117,6 +117,7 @@ impl ModelEntry {
         match &*self.phase.lock().expect("phase lock") {
             Phase::Unloaded => "unloaded",
             Phase::Loading(_) => "loading",
+            Phase::Loaded(b) if !b.healthy() => "unhealthy",
             Phase::Loaded(_) => "loaded",
         }
     }
@@ -330,7 +331,13 @@ impl AppState {
     /// The backend serving `entry`, loading it (within the limits) if it is not loaded.
     pub async fn backend(&self, entry: &ModelEntry) -> Result<Arc<dyn Backend>, ApiError> {
         self.make_room(entry);
-        let backend = entry.get_or_load().await?;
+        let mut backend = entry.get_or_load().await?;
+        if !backend.healthy() {
+            // An inference worker died: load the model afresh for this request.
+            tracing::error!(model = %entry.id, "model unhealthy (an inference worker died): reloading it");
+            entry.unload();
+            backend = entry.get_or_load().await?;
+        }
         // The start-up estimate can be wrong (a Hub model is sized only once downloaded): the
         // loaded backend's own figure replaces it, and others make room if it no longer fits.
         let actual = backend.info().memory_bytes;

@@ -129,3 +129,43 @@ async fn a_load_nobody_waits_for_still_finishes() {
     }
     panic!("the load was never published: {}", s.models[0].status());
 }
+
+/// A backend whose worker died after loading.
+struct Dead(ModelInfo);
+
+#[async_trait]
+impl Backend for Dead {
+    fn info(&self) -> &ModelInfo {
+        &self.0
+    }
+
+    fn healthy(&self) -> bool {
+        false
+    }
+
+    async fn schedule(&self, _: GenerateRequest) -> Result<Generation, EngineError> {
+        Err(EngineError::WorkerGone)
+    }
+}
+
+#[tokio::test]
+async fn a_model_whose_worker_died_is_reported_and_reloaded() {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let counter = loads.clone();
+    let loader: Loader = Arc::new(move || {
+        let info = entry("x", 0, 10).loader.as_ref().unwrap()()?.info().clone();
+        // The first load's worker dies; the reload is healthy.
+        Ok(if counter.fetch_add(1, Ordering::Relaxed) == 0 {
+            Arc::new(Dead(info)) as Arc<dyn Backend>
+        } else {
+            Arc::new(Sized(info)) as Arc<dyn Backend>
+        })
+    });
+    let s = state(vec![ModelEntry::new("m").with_loader(loader)], 1000);
+    s.models[0].get_or_load().await.unwrap();
+    assert_eq!(s.models[0].status(), "unhealthy");
+    let backend = s.backend(&s.models[0]).await.unwrap();
+    assert!(backend.healthy());
+    assert_eq!(loads.load(Ordering::Relaxed), 2);
+    assert_eq!(s.models[0].status(), "loaded");
+}

@@ -12,7 +12,7 @@ mod runtime;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -102,6 +102,8 @@ struct Worker {
     outstanding: Arc<AtomicUsize>,
     idle_prefixes: IdlePrefixes,
     stats: Arc<SlotStats>,
+    /// False once its thread has ended (a panic): it gets no more requests.
+    alive: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -178,12 +180,14 @@ impl LlamaEngine {
                         as usize
                 ]));
                 let stats = Arc::new(SlotStats::default());
+                let alive = Arc::new(AtomicBool::new(true));
                 n_ctx_per_seq = worker::spawn(
                     model.clone(),
                     config.clone(),
                     rx,
                     idle_prefixes.clone(),
                     stats.clone(),
+                    alive.clone(),
                     facts.preserved.clone(),
                 )?;
                 workers.push(Worker {
@@ -191,6 +195,7 @@ impl LlamaEngine {
                     outstanding: Arc::new(AtomicUsize::new(0)),
                     idle_prefixes,
                     stats,
+                    alive,
                 });
             }
         }
@@ -231,6 +236,7 @@ impl LlamaEngine {
     fn route(&self, tokens: &[i32]) -> Option<&Worker> {
         self.workers
             .iter()
+            .filter(|w| w.alive.load(Ordering::Relaxed))
             .map(|w| {
                 let load = w.outstanding.load(Ordering::Relaxed);
                 let (prefix, held) = w.cached(tokens);
@@ -356,6 +362,10 @@ impl Backend for LlamaEngine {
             .iter()
             .map(|w| w.outstanding.load(Ordering::Relaxed))
             .sum()
+    }
+
+    fn healthy(&self) -> bool {
+        self.workers.iter().all(|w| w.alive.load(Ordering::Relaxed))
     }
 
     fn stats(&self) -> EngineStats {

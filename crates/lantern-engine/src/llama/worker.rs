@@ -3,6 +3,7 @@
 //! alternates between taking new requests and running scheduler steps.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 
@@ -22,17 +23,32 @@ pub(crate) fn spawn(
     jobs: Receiver<Job>,
     idle_prefixes: IdlePrefixes,
     stats: Arc<SlotStats>,
+    alive: Arc<AtomicBool>,
     preserved: Vec<i32>,
 ) -> Result<u32, EngineError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("lantern-infer".into())
         .spawn(move || {
+            let _alive = AliveGuard(alive);
             let published = (idle_prefixes, stats);
             run(&model, &config, jobs, published, preserved, ready_tx)
         })
         .map_err(|e| EngineError::Context(format!("cannot start the inference thread: {e}")))?;
     ready_rx.recv().unwrap_or(Err(EngineError::WorkerGone))
+}
+
+/// Marks the worker dead when its thread ends, by a panic above all: the engine stops
+/// routing to it and reports itself unhealthy, and the server reloads the model.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+        if std::thread::panicking() {
+            tracing::error!("inference worker panicked: its requests fail, and the model is reloaded on the next request");
+        }
+    }
 }
 
 fn run(

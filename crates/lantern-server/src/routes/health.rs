@@ -10,7 +10,8 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, `loading`, or `draining` (shutting down).
+    /// `ok`, `loading`, `unhealthy` (a model's inference worker died; the next request to it
+    /// reloads it) or `draining` (shutting down).
     pub status: &'static str,
 }
 
@@ -25,6 +26,13 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health { status: "draining" }),
+        )
+    } else if state.models.iter().any(|m| m.status() == "unhealthy") {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unhealthy",
+            }),
         )
     } else if state.all_ready() {
         (StatusCode::OK, Json(Health { status: "ok" }))
