@@ -54,6 +54,10 @@ pub(crate) fn common_prefix(a: &[i32], b: &[i32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
+/// Share of a slot's cached tokens a new prompt must keep for the slot to be chosen for
+/// its cache (llama-server has a similar threshold, relative to the prompt).
+const KEEP_FRACTION: f32 = 0.5;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SchedulerConfig {
     /// Sequences decoded together (`--parallel`).
@@ -189,11 +193,21 @@ impl<R: Runtime> Scheduler<R> {
 
     /// The idle slot whose KV shares the longest prefix with `prompt` (least recently used
     /// among equals), and the length of that prefix.
+    ///
+    /// A slot whose cache the prompt would mostly discard (it shares less than
+    /// [`KEEP_FRACTION`] of it, say a system-prompt header of a long conversation) counts as
+    /// sharing nothing, so an empty or least recently used slot is taken instead and that
+    /// conversation stays cached for its next turn.
     fn pick_slot(&self, prompt: &[i32]) -> Option<(usize, usize)> {
         (0..self.slots.len())
             .filter(|&seq| self.slots[seq].is_none())
-            .map(|seq| (seq, common_prefix(&self.kv[seq], prompt)))
-            .max_by_key(|&(seq, common)| (common, Reverse(self.last_used[seq]), Reverse(seq)))
+            .map(|seq| {
+                let common = common_prefix(&self.kv[seq], prompt);
+                let worth = common as f32 >= KEEP_FRACTION * self.kv[seq].len() as f32;
+                (seq, common, if worth { common } else { 0 })
+            })
+            .max_by_key(|&(seq, _, worth)| (worth, Reverse(self.last_used[seq]), Reverse(seq)))
+            .map(|(seq, common, _)| (seq, common))
     }
 
     /// Idle slots for the other choices of a prompt going to `primary`: those whose cached

@@ -764,3 +764,32 @@ fn a_passed_deadline_ends_the_choice_as_deadline() {
         "{done:?}"
     );
 }
+
+#[test]
+fn a_prompt_sharing_only_a_short_header_keeps_the_long_conversation_cached() {
+    let mut s = scheduler(2, 64);
+    // Slot 0 caches a long conversation that starts with the header [1, 2, 3].
+    let conversation: Vec<i32> = [1, 2, 3].into_iter().chain(10..40).collect();
+    let (j, mut rx) = job(conversation.clone(), 1, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    collect(&mut rx);
+    // A new conversation with the same header goes to the empty slot 1.
+    let (j, mut rx) = job(vec![1, 2, 3, 50, 51], 1, &[]);
+    s.enqueue(j);
+    s.step();
+    let last = s.runtime().history.last().unwrap();
+    assert!(last.iter().all(|t| t.2 == 1), "{last:?}");
+    run_until_idle(&mut s);
+    collect(&mut rx);
+    // The long conversation's next turn still finds all of it in slot 0.
+    let mut next_turn = conversation.clone();
+    next_turn.extend([40, 60, 61]);
+    let (j, mut rx) = job(next_turn, 1, &[]);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    match collect(&mut rx).1 {
+        Some(Event::Done { usage, .. }) => assert_eq!(usage.cached_tokens, 33),
+        other => panic!("{other:?}"),
+    }
+}

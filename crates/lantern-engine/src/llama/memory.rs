@@ -117,6 +117,13 @@ impl Dims {
     }
 }
 
+/// The KV size llama.cpp allocates for `ctx_size` over `parallel` sequences: each
+/// sequence's share is padded up to a multiple of 256 cells.
+pub fn allocated_ctx(ctx_size: u32, parallel: u32) -> u32 {
+    let parallel = parallel.max(1);
+    (ctx_size / parallel).div_ceil(256) * 256 * parallel
+}
+
 /// Bytes `replicas` workers of this model will hold: the weights once, and each replica's
 /// context buffers. Falls back to the file size alone when the header cannot be read.
 pub fn estimate_memory(config: &EngineConfig, replicas: u32) -> u64 {
@@ -125,8 +132,8 @@ pub fn estimate_memory(config: &EngineConfig, replicas: u32) -> u64 {
         .unwrap_or(0);
     let contexts = Dims::read(&config.model_path)
         .map(|dims| {
-            dims.context_bytes(config.ctx_size, config.ubatch_tokens(), config.parallel)
-                * u64::from(replicas)
+            let ctx = allocated_ctx(config.ctx_size, config.parallel);
+            dims.context_bytes(ctx, config.ubatch_tokens(), config.parallel) * u64::from(replicas)
         })
         .unwrap_or(0);
     weights + contexts
@@ -181,6 +188,15 @@ mod tests {
             (gemma - (144.0 + 523.53 + 4.0)).abs() < 0.01 * gemma,
             "{gemma}"
         );
+    }
+
+    #[test]
+    fn each_sequence_share_is_padded_to_256_cells() {
+        assert_eq!(allocated_ctx(8192, 4), 8192);
+        assert_eq!(allocated_ctx(1000, 3), 3 * 512);
+        assert_eq!(allocated_ctx(4096, 1), 4096);
+        assert_eq!(allocated_ctx(100, 1), 256);
+        assert_eq!(allocated_ctx(4100, 2), 2 * 2304);
     }
 
     #[test]

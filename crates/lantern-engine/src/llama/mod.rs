@@ -199,7 +199,19 @@ impl LlamaEngine {
                 });
             }
         }
-        let memory_bytes = estimate_memory(&config, workers.len().max(1) as u32);
+        // What llama.cpp allocated (each sequence's share padded), not what was asked for.
+        let allocated = EngineConfig {
+            ctx_size: n_ctx_per_seq * config.parallel,
+            ..config.clone()
+        };
+        let memory_bytes = estimate_memory(
+            if workers.is_empty() {
+                &config
+            } else {
+                &allocated
+            },
+            workers.len().max(1) as u32,
+        );
         tracing::info!(
             model = %config.model_path.display(),
             params = model.n_params(),

@@ -172,7 +172,12 @@ pub(crate) fn prepare(
     })
 }
 
-/// The text of a token, special tokens included (for template variables).
+/// The text of a token, special tokens included (for template variables). A vocabulary
+/// without BOS or EOS reports -1, which llama.cpp's `token_to_piece` does not accept (it can
+/// throw across the C boundary and abort): such a token has no text.
 pub(crate) fn token_text(model: &LlamaModel, token: LlamaToken) -> String {
+    if token.0 < 0 || token.0 >= model.n_vocab() {
+        return String::new();
+    }
     String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
 }
