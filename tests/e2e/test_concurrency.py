@@ -1,5 +1,7 @@
 """Continuous batching and cancellation against the real model."""
 
+import json
+import socket
 import threading
 import time
 
@@ -64,3 +66,20 @@ def test_disconnect_mid_stream_frees_the_slot(single_slot_server):
     assert r.json()["usage"]["completion_tokens"] >= 1
     assert elapsed < 5, f"follow-up waited {elapsed:.1f}s: the cancelled stream still held the slot"
     assert "client went away" in server.logs()
+
+
+def test_non_streaming_client_disconnect_frees_the_slot(single_slot_server):
+    body = json.dumps({"model": MODEL_ID, "messages": [{"role": "user", "content": "Write a long story."}],
+                        "max_tokens": 1500, "ignore_eos": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", single_slot_server.port))
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Cache-Control: no-cache\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(1.0)
+    sock.close()  # the client gives up without reading the answer
+    start = time.time()
+    r = requests.post(single_slot_server.base + "/v1/chat/completions", headers={"Cache-Control": "no-cache"},
+                      json={"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
+    assert r.status_code == 200
+    # 1500 tokens would hold the only slot for many seconds; a freed slot answers at once.
+    assert time.time() - start < 6
+    assert "client went away; request cancelled, slot freed" in single_slot_server.logs()
