@@ -60,6 +60,8 @@ def test_counters_move_by_exactly_one_request(one_slot):
     assert value(after, "lantern_slots_total", **LABEL) == 1
     assert value(after, "lantern_kv_cells_total", **LABEL) >= 4096
     assert value(after, "lantern_model_load_seconds", **LABEL) > 0
+    total = int(value(after, "lantern_kv_cells_total", **LABEL))
+    assert value(after, "vllm:cache_config_info", block_size="1", num_gpu_blocks=str(total), **VLLM) == 1
 
 
 def test_rejections_are_counted_by_reason(one_slot):

@@ -148,7 +148,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         gauge!("lantern_kv_cells_total", "model" => model.clone()).set(stats.kv_total as f64);
         gauge!("vllm:num_requests_running", "model_name" => model.clone()).set(stats.running);
         gauge!("vllm:num_requests_waiting", "model_name" => model.clone()).set(stats.waiting);
-        gauge!("vllm:kv_cache_usage_perc", "model_name" => model).set(usage);
+        gauge!("vllm:kv_cache_usage_perc", "model_name" => model.clone()).set(usage);
+        // The optional cache description of the gateway protocol: one cell per block.
+        gauge!("vllm:cache_config_info", "model_name" => model, "block_size" => "1",
+            "num_gpu_blocks" => stats.kv_total.to_string())
+        .set(1.0);
     }
     handle.run_upkeep();
     (
