@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Serve the model for embeddings only: no generation slots are created
     #[arg(long)]
     pub embeddings_only: bool,
+    /// Let special-token text in message content (`<|im_end|>` typed by a user) become
+    /// control tokens, as before content was kept literal; only for trusted clients
+    #[arg(long)]
+    pub parse_special_in_content: bool,
     /// TOML config file; flags override it
     #[arg(long, env = "LANTERN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -107,6 +111,7 @@ struct FileConfig {
     chat_template_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     embeddings_only: Option<bool>,
+    parse_special_in_content: Option<bool>,
     /// Message fields that carry reasoning: both, reasoning_content or reasoning.
     reasoning_fields: Option<ReasoningFields>,
     max_queue: Option<usize>,
@@ -354,6 +359,8 @@ impl Layers<'_> {
                 || m.and_then(|m| m.embeddings_only)
                     .or(f.embeddings_only)
                     .unwrap_or(false),
+            parse_special_in_content: a.parse_special_in_content
+                || f.parse_special_in_content.unwrap_or(false),
         })
     }
 }

@@ -181,8 +181,8 @@ impl ModelEntry {
                 }
             }
         };
-        let result = load.await;
-        settle(&self.phase, &result);
+        let result = load.clone().await;
+        settle(&self.phase, &load, &result);
         result.map_err(|reason| ApiError::ModelLoadFailed {
             model: self.id.clone(),
             reason,
@@ -190,10 +190,11 @@ impl ModelEntry {
     }
 }
 
-/// A finished load's outcome becomes the phase, unless the model was unloaded meanwhile.
-fn settle(phase: &Mutex<Phase>, result: &Result<Arc<dyn Backend>, String>) {
+/// A finished load's outcome becomes the phase, unless the model was unloaded (and perhaps
+/// loaded again) meanwhile: only the load still in progress settles it.
+fn settle(phase: &Mutex<Phase>, load: &LoadFuture, result: &Result<Arc<dyn Backend>, String>) {
     let mut phase = phase.lock().expect("phase lock");
-    if matches!(*phase, Phase::Loading(_)) {
+    if matches!(&*phase, Phase::Loading(f) if f.ptr_eq(load)) {
         *phase = match result {
             Ok(b) => Phase::Loaded(b.clone()),
             Err(_) => Phase::Unloaded,
@@ -202,8 +203,8 @@ fn settle(phase: &Mutex<Phase>, result: &Result<Arc<dyn Backend>, String>) {
 }
 
 async fn publish_load(phase: Arc<Mutex<Phase>>, load: LoadFuture) {
-    let result = load.await;
-    settle(&phase, &result);
+    let result = load.clone().await;
+    settle(&phase, &load, &result);
 }
 
 /// Limits on how many models stay loaded at once.

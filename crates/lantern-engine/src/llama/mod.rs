@@ -3,6 +3,7 @@
 
 mod embed;
 mod gpu;
+mod literal;
 mod load;
 mod memory;
 mod prepare;
@@ -60,6 +61,9 @@ pub struct EngineConfig {
     pub chat_template: Option<String>,
     /// Serve embeddings only: no generation context, the embedding context made at load.
     pub embeddings_only: bool,
+    /// Parse special-token text in message content as control tokens (the behaviour before
+    /// content was kept literal; only for trusted clients).
+    pub parse_special_in_content: bool,
 }
 
 impl EngineConfig {
@@ -75,6 +79,7 @@ impl EngineConfig {
             max_queue: None,
             chat_template: None,
             embeddings_only: false,
+            parse_special_in_content: false,
         }
     }
 
@@ -415,8 +420,17 @@ impl Backend for LlamaEngine {
             grammar: answer,
             deadline,
         } = request;
+        let literal = !self.config.parse_special_in_content;
         let prepared = tokio::task::spawn_blocking(move || {
-            prepare(&model, &template, &grammar, &facts, prompt, answer.as_ref())
+            prepare(
+                &model,
+                &template,
+                &grammar,
+                &facts,
+                prompt,
+                answer.as_ref(),
+                literal,
+            )
         })
         .await
         .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;

@@ -7,6 +7,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llguidance::Matcher;
 
+use super::literal::{literal_ranges, segments, SpecialTexts};
 use crate::chat_template::ChatTemplate;
 use crate::grammar::{GrammarCompiler, SharedCompiler};
 use crate::sampling::ClosingTokens;
@@ -22,6 +23,8 @@ pub(crate) struct VocabFacts {
     pub tool_calls_token: Option<u32>,
     /// What a JSON answer is closed with near its budget (see `Sampler::with_closing`).
     pub closing: ClosingTokens,
+    /// The control tokens' texts, which message content must not turn into.
+    pub specials: SpecialTexts,
 }
 
 /// A piece that only closes: quotes, brackets and spaces.
@@ -51,10 +54,18 @@ impl VocabFacts {
             .collect();
         preserved.sort_unstable();
         let (mut quotes, mut brackets, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        let mut specials = Vec::new();
         let mut depth = Vec::with_capacity(model.n_vocab() as usize);
         let mut flips_string = Vec::with_capacity(model.n_vocab() as usize);
         for t in (0..model.n_vocab()).map(LlamaToken) {
             let piece = vocab.token_to_piece(t, false, None);
+            if piece.is_empty() {
+                // A control token: it has text only when rendered as special.
+                let text = vocab.token_to_piece(t, true, None);
+                if let Ok(text) = String::from_utf8(text) {
+                    specials.push(text);
+                }
+            }
             let opens = piece.iter().filter(|b| matches!(b, b'{' | b'[')).count() as i32;
             let closes = piece.iter().filter(|b| matches!(b, b'}' | b']')).count() as i32;
             depth.push((opens - closes).clamp(-127, 127) as i8);
@@ -78,6 +89,7 @@ impl VocabFacts {
                 depth: depth.into(),
                 flips_string: flips_string.into(),
             },
+            specials: SpecialTexts::new(specials.iter().map(String::as_str)),
         }
     }
 }
@@ -87,6 +99,27 @@ pub(crate) struct Prepared {
     pub tokens: Vec<i32>,
     pub format: OutputFormat,
     pub grammar: Option<Matcher>,
+}
+
+/// Tokenizes the stretches of `text` apart: message content with special-token text as plain
+/// text, the template's markup with special tokens parsed.
+fn tokenize_literal(
+    model: &LlamaModel,
+    text: &str,
+    literal: &[std::ops::Range<usize>],
+    add_bos: bool,
+) -> Vec<i32> {
+    let mut tokens = Vec::new();
+    for (i, (part, special)) in segments(text, literal).into_iter().enumerate() {
+        tokens.extend(
+            model
+                .vocab()
+                .tokenize(part.as_bytes(), add_bos && i == 0, special)
+                .into_iter()
+                .map(|t| t.0),
+        );
+    }
+    tokens
 }
 
 fn tokenize(model: &LlamaModel, text: &str, add_bos: bool) -> Vec<i32> {
@@ -123,15 +156,39 @@ pub(crate) fn prepare(
     facts: &VocabFacts,
     prompt: Prompt,
     answer: Option<&Grammar>,
+    literal_content: bool,
 ) -> Result<Prepared, EngineError> {
     let answer = answer.map(Grammar::source);
     let (tokens, format, grammar) = match prompt {
         Prompt::Chat(chat) => {
+            // Only content that holds special-token text needs its own tokenization.
+            let risky: Vec<String> = if literal_content {
+                chat.messages
+                    .iter()
+                    .filter_map(|m| m.content.as_deref())
+                    .filter(|c| facts.specials.occur_in(c))
+                    .map(String::from)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let p = prepare_chat(template, chat, answer, facts.tool_calls_token)?;
             // The template may already have written BOS; do not add a second one.
             let add_bos =
                 template.bos_token().is_empty() || !p.text.starts_with(template.bos_token());
-            (tokenize(model, &p.text, add_bos), p.format, p.grammar)
+            let tokens = if risky.is_empty() {
+                tokenize(model, &p.text, add_bos)
+            } else {
+                let contents: Vec<&str> = risky.iter().map(String::as_str).collect();
+                let literal = literal_ranges(&p.text, &contents).ok_or_else(|| {
+                    EngineError::InvalidRequest {
+                        message: "A message holds special-token text (such as <|im_end|>) that the chat template changed, so it cannot be kept as plain text; remove it, or start the server with --parse-special-in-content.".into(),
+                        param: Some("messages".into()),
+                    }
+                })?;
+                tokenize_literal(model, &p.text, &literal, add_bos)
+            };
+            (tokens, p.format, p.grammar)
         }
         Prompt::Text(text) => (
             tokenize(model, &text, true),
