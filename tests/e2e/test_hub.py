@@ -3,6 +3,7 @@
 
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,6 +22,8 @@ class FakeHub(BaseHTTPRequestHandler):
     data = MODEL.read_bytes()
     etag = hashlib.sha256(data).hexdigest()
     requests_seen = []
+    # Send a little of each download, then hang (a dead connection).
+    stall = False
 
     def log_message(self, *args):
         pass
@@ -49,6 +52,11 @@ class FakeHub(BaseHTTPRequestHandler):
         self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if FakeHub.stall and len(body) > 1:
+            self.wfile.write(body[:1000])
+            self.wfile.flush()
+            time.sleep(8)
+            return
         self.wfile.write(body)
 
 
@@ -126,4 +134,25 @@ def test_hub_model_counts_against_max_memory_bytes_once_downloaded(hub, tmp_path
         assert got == {"local": "unloaded", "hub-model": "loaded"}, got
         assert "evicted least recently used model" in s.logs()
     finally:
+        s.stop()
+
+
+def test_stalled_download_fails_and_the_next_request_retries(hub, tmp_path):
+    cfg = tmp_path / "lantern.toml"
+    cfg.write_text(f'model_cache_dir = "{tmp_path / "cache"}"\ndownload_stall_secs = 1\n'
+                   f'[[models]]\nid = "hubbed"\nsource = "hf:{REPO}/{FILE}"\nload = "lazy"\n')
+    FakeHub.stall = True
+    try:
+        s = Server("--config", str(cfg), tmp=tmp_path, env={"HF_ENDPOINT": hub, "HF_TOKEN": TOKEN})
+        body = {"model": "hubbed", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        start = time.time()
+        r = requests.post(s.base + "/v1/chat/completions", json=body, timeout=60)
+        assert r.status_code == 503, r.text
+        assert "nothing received for 1s" in r.json()["error"]["message"]
+        assert time.time() - start < 8, "the stall check, not the server's own sleep, ended it"
+        FakeHub.stall = False
+        r = requests.post(s.base + "/v1/chat/completions", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+    finally:
+        FakeHub.stall = False
         s.stop()

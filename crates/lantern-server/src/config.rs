@@ -118,6 +118,8 @@ struct FileConfig {
     max_loaded_models: Option<usize>,
     max_memory_bytes: Option<u64>,
     model_cache_dir: Option<PathBuf>,
+    /// A Hub download that receives nothing for this long fails (and may be retried).
+    download_stall_secs: Option<u64>,
     #[serde(default)]
     cache: CacheConfig,
     #[serde(default)]
@@ -217,6 +219,8 @@ pub struct ModelConfig {
     /// the downloaded file.
     pub source: Option<HfSource>,
     pub cache_dir: PathBuf,
+    /// A download that receives nothing this long fails; the next request retries it.
+    pub download_stall: std::time::Duration,
     pub aliases: Vec<String>,
     pub replicas: u32,
     pub load: LoadPolicy,
@@ -413,6 +417,8 @@ impl ServeConfig {
             .model_cache_dir
             .clone()
             .unwrap_or_else(default_cache_dir);
+        let download_stall =
+            std::time::Duration::from_secs(file.download_stall_secs.unwrap_or(60).max(1));
         // --model (or a top-level `model`) serves exactly that file; otherwise `[[models]]`,
         // otherwise the default model.
         let single = args.model.is_some() || file.models.is_empty();
@@ -433,6 +439,7 @@ impl ServeConfig {
                 id,
                 source: None,
                 cache_dir: cache_dir.clone(),
+                download_stall,
                 aliases: Vec::new(),
                 replicas: 1,
                 load: LoadPolicy::Eager,
@@ -473,6 +480,7 @@ impl ServeConfig {
                 models.push(ModelConfig {
                     source,
                     cache_dir: cache_dir.clone(),
+                    download_stall,
                     replicas: at_least(format!("{key}replicas"), m.replicas.unwrap_or(1), 1)
                         .map_err(in_file)?,
                     aliases: m.aliases.clone(),

@@ -50,7 +50,8 @@ pub fn default_cache_dir() -> PathBuf {
         .join("lantern")
 }
 
-/// Logs download progress in 10% steps and remembers the announced size.
+/// Logs download progress in 10% steps, remembers the announced size, and counts the bytes
+/// received (for the stall check).
 #[derive(Clone)]
 struct LogProgress {
     name: String,
@@ -58,6 +59,7 @@ struct LogProgress {
     done: usize,
     next_report: usize,
     announced: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Progress for LogProgress {
@@ -71,6 +73,8 @@ impl Progress for LogProgress {
 
     async fn update(&mut self, size: usize) {
         self.done += size;
+        self.received
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
         if self.total > 0 && self.done >= self.next_report && self.done < self.total {
             tracing::info!(file = %self.name, "downloading model: {}%", self.done * 100 / self.total);
             self.next_report = self.done + self.total / 10;
@@ -82,8 +86,13 @@ impl Progress for LogProgress {
     }
 }
 
-/// Returns the local path of `source`, downloading it into `cache_dir` unless it is there.
-pub async fn fetch(source: &HfSource, cache_dir: &Path) -> Result<PathBuf, String> {
+/// Returns the local path of `source`, downloading it into `cache_dir` unless it is there. A
+/// download that receives nothing for `stall` fails; a later attempt starts it again.
+pub async fn fetch(
+    source: &HfSource,
+    cache_dir: &Path,
+    stall: std::time::Duration,
+) -> Result<PathBuf, String> {
     let what = format!("hf:{}/{}", source.repo, source.file);
     let api = ApiBuilder::from_env()
         .with_cache_dir(cache_dir.to_path_buf())
@@ -93,12 +102,14 @@ pub async fn fetch(source: &HfSource, cache_dir: &Path) -> Result<PathBuf, Strin
         .map_err(|e| format!("cannot set up the Hugging Face client for {what}: {e}"))?;
     let repo = api.model(source.repo.clone());
     let announced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let progress = LogProgress {
         name: what.clone(),
         total: 0,
         done: 0,
         next_report: 0,
         announced: announced.clone(),
+        received: received.clone(),
     };
     let cached = hf_hub::Cache::new(cache_dir.to_path_buf())
         .model(source.repo.clone())
@@ -108,10 +119,18 @@ pub async fn fetch(source: &HfSource, cache_dir: &Path) -> Result<PathBuf, Strin
             tracing::info!(file = %what, path = %path.display(), "model found in the download cache");
             path
         }
-        None => repo
-            .download_with_progress(&source.file, progress)
-            .await
-            .map_err(|e| format!("downloading {what} failed: {e}"))?,
+        None => {
+            let download = repo.download_with_progress(&source.file, progress);
+            tokio::select! {
+                done = download => done.map_err(|e| format!("downloading {what} failed: {e}"))?,
+                () = stalled(&received, stall) => {
+                    return Err(format!(
+                        "downloading {what} failed: nothing received for {}s (download_stall_secs); the next request retries",
+                        stall.as_secs()
+                    ))
+                }
+            }
+        }
     };
     let expected = announced.load(std::sync::atomic::Ordering::Relaxed);
     let actual = std::fs::metadata(&path)
@@ -124,6 +143,22 @@ pub async fn fetch(source: &HfSource, cache_dir: &Path) -> Result<PathBuf, Strin
         ));
     }
     Ok(path)
+}
+
+/// Resolves once `received` has not grown for `stall`.
+async fn stalled(received: &std::sync::atomic::AtomicUsize, stall: std::time::Duration) {
+    let mut last = received.load(std::sync::atomic::Ordering::Relaxed);
+    let mut since = tokio::time::Instant::now();
+    let tick = (stall / 4).max(std::time::Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = received.load(std::sync::atomic::Ordering::Relaxed);
+        if now != last {
+            (last, since) = (now, tokio::time::Instant::now());
+        } else if since.elapsed() >= stall {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

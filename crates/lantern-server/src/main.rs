@@ -190,12 +190,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// engine routes each request between them).
 fn model_entry(m: &ModelConfig, count_memory: bool) -> ModelEntry {
     let (engine, replicas) = (m.engine.clone(), m.replicas as usize);
-    let (source, cache_dir) = (m.source.clone(), m.cache_dir.clone());
+    let (source, cache_dir, stall) = (m.source.clone(), m.cache_dir.clone(), m.download_stall);
     let loader: Loader = Arc::new(move || {
         let mut engine = engine.clone();
         if let Some(source) = &source {
             // The loader runs on the blocking pool, inside the runtime.
-            let fetch = download::fetch(source, &cache_dir);
+            let fetch = download::fetch(source, &cache_dir, stall);
             engine.model_path = tokio::runtime::Handle::current().block_on(fetch)?;
         }
         let engine = LlamaEngine::load_replicas(engine, replicas).map_err(|e| e.to_string())?;
