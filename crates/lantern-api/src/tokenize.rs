@@ -21,8 +21,16 @@ pub struct TokenizeRequest {
 /// `tokens`: ids, or `{id, piece}` with `with_pieces`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenizeResponse {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<TokenEntry>)]
     pub tokens: Vec<serde_json::Value>,
+}
+
+/// One entry of `tokens` (documents the response shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TokenEntry {
+    Id(u32),
+    WithPiece { id: u32, piece: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
