@@ -2,7 +2,8 @@
 # Installs what building llama.cpp through llama-cpp-sys-2 needs and a fresh Debian/Ubuntu
 # machine may lack: cmake, a C/C++ compiler, and libclang for bindgen. With `vulkan`, also what
 # its Vulkan backend needs: glslc, the Vulkan loader and headers, the SPIR-V headers, and Mesa's
-# drivers (whose llvmpipe device lets a machine without a GPU run the GPU code path). Does
+# drivers (whose llvmpipe device lets a machine without a GPU run the GPU code path). With
+# `docker`, Debian's Docker daemon and debootstrap (for the container test's base image). Does
 # nothing when all are present.
 set -euo pipefail
 missing=()
@@ -18,6 +19,10 @@ if [[ ${1:-} == vulkan ]]; then
   [[ -e /usr/include/vulkan/vulkan_core.h ]] || missing+=(libvulkan-dev)
   [[ -d /usr/share/cmake/SPIRV-Headers || -d /usr/lib/cmake/SPIRV-Headers ]] || missing+=(spirv-headers)
   ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+fi
+if [[ ${1:-} == docker ]]; then
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
 fi
 if ((${#missing[@]} == 0)); then
   exit 0

@@ -2,6 +2,8 @@
 
 import subprocess
 
+import pytest
+
 from conftest import BINARY, MODEL
 
 
@@ -72,3 +74,37 @@ def test_gpu_layers_on_a_cpu_only_build(tmp_path):
     assert "gpu_layers" in last_line(r) and "--features vulkan" in last_line(r)
     r = serve("--gpu-layers", "most", cwd=tmp_path)
     assert r.returncode == 2 and "expected a number of layers or `all`" in r.stderr
+
+
+
+def test_a_repeated_flag_overrides_the_earlier_one(tmp_path):
+    """A container's entrypoint sets --host and --port; `docker run IMAGE --port N` wins."""
+    import time
+
+    import requests
+
+    from conftest import free_port
+
+    first, second = free_port(), free_port()
+    proc = subprocess.Popen([str(BINARY), "serve", "--model", str(MODEL), "--threads", "2", "--port", str(first),
+                             "--api-key", "k1", "--port", str(second), "--api-key", "k2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                r = requests.get(f"http://127.0.0.1:{second}/health", timeout=1)
+                if r.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{first}/health", timeout=1)
+        # Repeatable flags still add up.
+        for key in ("k1", "k2"):
+            assert requests.get(f"http://127.0.0.1:{second}/v1/models", headers={"x-api-key": key}).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

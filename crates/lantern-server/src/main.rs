@@ -28,6 +28,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a model over the OpenAI API
+    // A flag given again overrides the earlier one, so a container's entrypoint flags
+    // (--host, --port, --gpu-layers) can be changed by `docker run IMAGE --port 9000`.
+    #[command(args_override_self = true)]
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document (YAML) generated from the code
     Openapi,
