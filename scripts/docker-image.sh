@@ -11,6 +11,9 @@ WORK=${WORK:-/tmp/lantern-docker}
 mkdir -p "$WORK"
 
 bash scripts/install-deps.sh docker >&2 || { echo "docker: cannot install docker.io" >&2; exit 3; }
+# Debian's client builds with the daemon's own BuildKit; a newer client elsewhere on PATH may
+# insist on the buildx plugin, which is not installed.
+docker() { if [[ -x /usr/bin/docker ]]; then /usr/bin/docker "$@"; else command docker "$@"; fi; }
 if ! docker info >/dev/null 2>&1; then
   echo "docker: starting dockerd (vfs storage, no bridge)" >&2
   (dockerd --storage-driver=vfs --iptables=false --bridge=none >"$WORK/dockerd.log" 2>&1 &)
