@@ -137,3 +137,21 @@ fn run(
     }
     tracing::info!("inference worker stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_worker_marks_itself_dead() {
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        let joined = std::thread::spawn(move || {
+            let _alive = AliveGuard(flag);
+            panic!("a bug in the decode loop");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(!alive.load(Ordering::Relaxed));
+    }
+}
