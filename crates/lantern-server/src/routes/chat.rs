@@ -35,9 +35,11 @@ use crate::wire::chat_logprobs;
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `ChatCompletionChunk`s ending in `data: [DONE]`", body = ChatCompletionResponse),
         (status = 400, description = "Invalid request, or a field this server refuses (named in `param`)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 429, description = "The model's queue is full (max_queue); retry after Retry-After", body = ErrorResponse),
         (status = 500, description = "Inference failed", body = ErrorResponse),
-        (status = 503, description = "Model loading", body = ErrorResponse),
+        (status = 503, description = "Model loading, or the server shutting down", body = ErrorResponse),
     )
 )]
 pub async fn chat_completions(

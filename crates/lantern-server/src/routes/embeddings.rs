@@ -38,8 +38,10 @@ fn base64_f32(v: &[f32]) -> String {
     responses(
         (status = 200, description = "One embedding per input, in order", body = EmbeddingResponse),
         (status = 400, description = "Invalid request, an input too long, or `dimensions` the model cannot give", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
-        (status = 503, description = "Model loading", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 503, description = "Model loading, or the server shutting down", body = ErrorResponse),
     )
 )]
 pub async fn embeddings(

@@ -18,7 +18,10 @@ fn to_model(entry: &ModelEntry, name: &str) -> Model {
 
 /// Lists the models this server serves.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, description = "The served models", body = ModelList)))]
+    responses(
+        (status = 200, description = "The served models", body = ModelList),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
+    ))]
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let all = state.models.iter().flat_map(|entry| {
         std::iter::once(&entry.id)
@@ -33,6 +36,7 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
     params(("id" = String, Path, description = "Model id, as listed by GET /v1/models")),
     responses(
         (status = 200, description = "The model", body = Model),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
     ))]
 pub async fn retrieve(

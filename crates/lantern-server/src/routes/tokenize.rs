@@ -29,6 +29,7 @@ fn model<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s ModelEntry, 
     responses(
         (status = 200, description = "Token ids (or `{id, piece}` with `with_pieces`)", body = TokenizeResponse),
         (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
     ))]
 pub async fn tokenize(
@@ -57,6 +58,7 @@ pub async fn tokenize(
     responses(
         (status = 200, description = "The text", body = DetokenizeResponse),
         (status = 400, description = "Invalid request or a token outside the vocabulary", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown model", body = ErrorResponse),
     ))]
 pub async fn detokenize(

@@ -1,0 +1,149 @@
+"""Every status openapi.yaml documents for an operation is one a real server gives: a recipe
+per (operation, status), and the recipes cover the document exactly. A 500 ("inference
+failed") cannot be caused on purpose with a healthy engine; the HTTP tests in
+crates/lantern-server/tests/http.rs reach it with a failing one."""
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import MODEL_ID, ROOT, Server
+
+KEY = {"Authorization": "Bearer sk-status"}
+CHAT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+COMP = {"model": MODEL_ID, "prompt": "hi", "max_tokens": 2}
+EMB = {"model": MODEL_ID, "input": "hi"}
+LONG = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Tell a long story."}],
+        "max_tokens": 1500, "ignore_eos": True, "stream": True}
+EXEMPT = {("post", "/v1/chat/completions", "500"), ("post", "/v1/completions", "500")}
+BIG = "x" * 5000
+
+
+def documented():
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    return {(m, p, s) for p, ops in spec["paths"].items() for m, op in ops.items() for s in op["responses"]}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("statuses")
+    (tmp / "lantern.toml").write_text("max_queue = 1\n")
+    s = Server("--config", str(tmp / "lantern.toml"), "--api-key", "sk-status", "--max-body-bytes", "4096",
+               "--parallel", "1", "--ctx-size", "2048", tmp=tmp)
+    yield s
+    if s.proc.poll() is None:
+        s.stop()
+
+
+def post(s, path, body, headers=KEY, **kw):
+    return requests.post(s.base + path, json=body, headers={"Cache-Control": "no-cache", **headers}, **kw)
+
+
+def get(s, path, headers=KEY):
+    return requests.get(s.base + path, headers=headers)
+
+
+RECIPES = {
+    ("post", "/v1/chat/completions", "200"): lambda s: post(s, "/v1/chat/completions", CHAT),
+    ("post", "/v1/chat/completions", "400"): lambda s: post(s, "/v1/chat/completions", {**CHAT, "n": 0}),
+    ("post", "/v1/chat/completions", "401"): lambda s: post(s, "/v1/chat/completions", CHAT, headers={}),
+    ("post", "/v1/chat/completions", "404"): lambda s: post(s, "/v1/chat/completions", {**CHAT, "model": "x"}),
+    ("post", "/v1/chat/completions", "413"): lambda s: post(s, "/v1/chat/completions", {**CHAT, "user": BIG}),
+    ("post", "/v1/completions", "200"): lambda s: post(s, "/v1/completions", COMP),
+    ("post", "/v1/completions", "400"): lambda s: post(s, "/v1/completions", {**COMP, "best_of": 3}),
+    ("post", "/v1/completions", "401"): lambda s: post(s, "/v1/completions", COMP, headers={}),
+    ("post", "/v1/completions", "404"): lambda s: post(s, "/v1/completions", {**COMP, "model": "x"}),
+    ("post", "/v1/completions", "413"): lambda s: post(s, "/v1/completions", {**COMP, "prompt": BIG}),
+    ("post", "/v1/embeddings", "200"): lambda s: post(s, "/v1/embeddings", EMB),
+    ("post", "/v1/embeddings", "400"): lambda s: post(s, "/v1/embeddings", {**EMB, "dimensions": 3}),
+    ("post", "/v1/embeddings", "401"): lambda s: post(s, "/v1/embeddings", EMB, headers={}),
+    ("post", "/v1/embeddings", "404"): lambda s: post(s, "/v1/embeddings", {**EMB, "model": "x"}),
+    ("post", "/v1/embeddings", "413"): lambda s: post(s, "/v1/embeddings", {**EMB, "input": BIG}),
+    ("post", "/tokenize", "200"): lambda s: post(s, "/tokenize", {"content": "hi"}),
+    ("post", "/tokenize", "400"): lambda s: post(s, "/tokenize", {"content": 5}),
+    ("post", "/tokenize", "401"): lambda s: post(s, "/tokenize", {"content": "hi"}, headers={}),
+    ("post", "/tokenize", "404"): lambda s: post(s, "/tokenize", {"model": "x", "content": "hi"}),
+    ("post", "/detokenize", "200"): lambda s: post(s, "/detokenize", {"tokens": [1, 2]}),
+    ("post", "/detokenize", "400"): lambda s: post(s, "/detokenize", {"tokens": [999999999]}),
+    ("post", "/detokenize", "401"): lambda s: post(s, "/detokenize", {"tokens": [1]}, headers={}),
+    ("post", "/detokenize", "404"): lambda s: post(s, "/detokenize", {"model": "x", "tokens": [1]}),
+    ("get", "/v1/models", "200"): lambda s: get(s, "/v1/models"),
+    ("get", "/v1/models", "401"): lambda s: get(s, "/v1/models", headers={}),
+    ("get", "/v1/models/{id}", "200"): lambda s: get(s, f"/v1/models/{MODEL_ID}"),
+    ("get", "/v1/models/{id}", "401"): lambda s: get(s, f"/v1/models/{MODEL_ID}", headers={}),
+    ("get", "/v1/models/{id}", "404"): lambda s: get(s, "/v1/models/nope"),
+    ("get", "/health", "200"): lambda s: get(s, "/health", headers={}),
+    ("get", "/metrics", "200"): lambda s: get(s, "/metrics", headers={}),
+}
+# Need the queue full, or the server draining: run in the tests below.
+SPECIAL = {("post", "/v1/chat/completions", "429"), ("post", "/v1/completions", "429"),
+           ("post", "/v1/chat/completions", "503"), ("post", "/v1/completions", "503"),
+           ("post", "/v1/embeddings", "503"), ("get", "/health", "503")}
+
+
+def test_the_recipes_cover_the_document_exactly():
+    assert set(RECIPES) | SPECIAL | EXEMPT == documented()
+
+
+@pytest.mark.parametrize("case", sorted(RECIPES), ids=lambda c: f"{c[0]} {c[1]} {c[2]}")
+def test_documented_status(srv, case):
+    r = RECIPES[case](srv)
+    assert r.status_code == int(case[2]), r.text
+    if r.status_code >= 400 and case[1] != "/health":
+        assert r.json()["error"]["message"]
+
+
+def long_stream(s, started, stop=None):
+    """Holds the only slot with a long stream until `stop` is set (then hangs up), or until
+    the server goes away."""
+    try:
+        with requests.post(s.base + "/v1/chat/completions", json=LONG, headers=KEY, stream=True) as r:
+            for i, _ in enumerate(r.iter_lines()):
+                if i == 2:
+                    started.set()
+                    if stop is not None:
+                        stop.wait(60)
+                        return
+    except requests.RequestException:
+        pass
+
+
+def test_a_full_queue_is_429(srv):
+    started, stop = threading.Event(), threading.Event()
+    running = threading.Thread(target=long_stream, args=(srv, started, stop), daemon=True)
+    running.start()
+    assert started.wait(30)
+    waiting = threading.Thread(target=post, args=(srv, "/v1/chat/completions", CHAT), daemon=True)
+    waiting.start()
+    time.sleep(0.5)
+    try:
+        for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", COMP)):
+            r = post(srv, path, body)
+            assert r.status_code == 429, r.text
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["error"]["type"] == "rate_limit_error"
+    finally:
+        stop.set()
+        running.join(30)
+        waiting.join(30)
+
+
+def test_draining_is_503(srv):
+    started = threading.Event()
+    threading.Thread(target=long_stream, args=(srv, started), daemon=True).start()
+    assert started.wait(60)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert get(srv, "/health", headers={}).status_code == 503
+    for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", COMP), ("/v1/embeddings", EMB)):
+        r = post(srv, path, body)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "server_shutting_down"
+    srv.proc.kill()
+    srv.proc.wait()
+    srv.log.close()
