@@ -35,3 +35,23 @@ def test_a_reused_slot_of_a_recurrent_model_serves_every_request(mamba):
     # Nothing could be reused: the state was recomputed from the start.
     assert again["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
     assert "partial KV removal refused; prefilling from 0" in mamba.logs()
+
+
+def test_a_vocabulary_without_bos_or_eos_loads_and_serves(tmp_path):
+    """llama.cpp reports such tokens as -1: token_to_piece(-1) and adding a BOS that does not
+    exist both abort the process unless Lantern keeps them from llama.cpp."""
+    path = tmp_path / "no-bos.gguf"
+    write(str(MODEL), str(path), special_tokens=False)
+    s = Server("--model", str(path), "--parallel", "1", "--ctx-size", "2048", tmp=tmp_path)
+    try:
+        for route, body in [
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}),
+            ("/v1/completions", {"prompt": "hi", "max_tokens": 3}),
+            ("/v1/embeddings", {"input": "hi"}),
+            ("/tokenize", {"content": "hi", "add_special": True}),
+        ]:
+            r = requests.post(s.base + route, json={"model": "no-bos", **body})
+            assert r.status_code == 200, (route, r.text)
+        assert s.proc.poll() is None
+    finally:
+        s.stop()

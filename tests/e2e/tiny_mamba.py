@@ -7,7 +7,8 @@ import gguf
 import numpy as np
 
 
-def write(src, out):
+def write(src, out, special_tokens=True):
+    """`special_tokens=False` leaves out BOS and EOS: a vocabulary that has neither."""
     r = gguf.GGUFReader(src)
     w = gguf.GGUFWriter(out, "mamba")
     n_embd, n_layer, d_inner, d_state, d_conv, dt_rank = 64, 2, 128, 16, 4, 4
@@ -25,6 +26,14 @@ def write(src, out):
     # The default model's tokenizer, so prompts tokenize as usual.
     for name, field in r.fields.items():
         if not name.startswith("tokenizer."):
+            continue
+        if not special_tokens and name in ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                           "tokenizer.ggml.padding_token_id"):
+            continue
+        if not special_tokens and name == "tokenizer.ggml.model":
+            # A BPE vocabulary whose special tokens are only what the file names (none here);
+            # gpt2's would default to token 11.
+            w.add_string(name, "gemma4")
             continue
         if name == "tokenizer.chat_template":
             w.add_chat_template(str(bytes(field.parts[field.data[0]]), "utf-8"))

@@ -30,7 +30,7 @@ use crate::scheduler::{common_prefix, IdlePrefixes, SlotStats};
 use crate::slot::{ChoiceJob, Job, Outstanding};
 use crate::{EngineError, GenerateRequest, Prompt, MAX_TOP_LOGPROBS};
 use embed::Embedder;
-use prepare::{prepare, token_text, VocabFacts};
+use prepare::{may_add_special, prepare, token_text, VocabFacts};
 
 /// Prompt tokens decoded per step at most (llama.cpp's `n_batch`, with chunked prefill).
 pub const DEFAULT_BATCH_SIZE: u32 = 512;
@@ -344,7 +344,7 @@ fn tokens_of(model: &LlamaModel, input: EmbedInput) -> Result<Vec<i32>, EngineEr
     let tokens: Vec<i32> = match input {
         EmbedInput::Text(text) => model
             .vocab()
-            .tokenize(text.as_bytes(), true, false)
+            .tokenize(text.as_bytes(), may_add_special(model, true), false)
             .into_iter()
             .map(|t| t.0)
             .collect(),
@@ -492,7 +492,11 @@ impl Backend for LlamaEngine {
         Ok(self
             .model
             .vocab()
-            .tokenize(text.as_bytes(), add_special, true)
+            .tokenize(
+                text.as_bytes(),
+                may_add_special(&self.model, add_special),
+                true,
+            )
             .into_iter()
             .map(|t| t.0 as u32)
             .collect())

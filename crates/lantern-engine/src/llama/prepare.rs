@@ -114,7 +114,11 @@ fn tokenize_literal(
         tokens.extend(
             model
                 .vocab()
-                .tokenize(part.as_bytes(), add_bos && i == 0, special)
+                .tokenize(
+                    part.as_bytes(),
+                    may_add_special(model, add_bos && i == 0),
+                    special,
+                )
                 .into_iter()
                 .map(|t| t.0),
         );
@@ -125,7 +129,7 @@ fn tokenize_literal(
 fn tokenize(model: &LlamaModel, text: &str, add_bos: bool) -> Vec<i32> {
     model
         .vocab()
-        .tokenize(text.as_bytes(), add_bos, true)
+        .tokenize(text.as_bytes(), may_add_special(model, add_bos), true)
         .into_iter()
         .map(|t| t.0)
         .collect()
@@ -227,6 +231,13 @@ pub(crate) fn prepare(
         format,
         grammar,
     })
+}
+
+/// Whether tokenizing may add the model's special tokens: never for a vocabulary without a
+/// BOS, where llama.cpp's tokenizer asserts (aborting the process) if asked to add one.
+pub(crate) fn may_add_special(model: &LlamaModel, wanted: bool) -> bool {
+    let bos = model.vocab().bos().0;
+    wanted && bos >= 0 && bos < model.n_vocab()
 }
 
 /// The text of a token, special tokens included (for template variables). A vocabulary
