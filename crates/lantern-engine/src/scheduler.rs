@@ -374,11 +374,8 @@ impl<R: Runtime> Scheduler<R> {
                     self.commit_batch();
                     self.sample_all();
                 }
-                Err(reason) => {
-                    let n_past = self.slots[seq].as_ref().map_or(0, |a| a.n_past);
-                    let _ = self.rt.truncate_seq(seq as i32, n_past);
-                    self.fail_decode(seq, reason);
-                }
+                // fail_decode clears everything the sequence wrote.
+                Err(reason) => self.fail_decode(seq, reason),
             }
         }
     }

@@ -248,7 +248,8 @@ impl ChoiceState {
         }
         let parsed = self.parser.finish();
         let delta = self.record(parsed, Vec::new());
-        let raw_reason = reason;
+        // The cache keeps the engine's reason (a deadline cut is never stored as an answer).
+        self.raw.finish_reason = reason;
         let reason = match reason {
             lantern_engine::FinishReason::Length | lantern_engine::FinishReason::Deadline => {
                 FinishReason::Length
@@ -260,11 +261,6 @@ impl ChoiceState {
         };
         self.done.finish_reason = reason;
         self.done.usage = usage;
-        self.raw.finish_reason = match (reason, raw_reason) {
-            (_, lantern_engine::FinishReason::Deadline) => lantern_engine::FinishReason::Deadline,
-            (FinishReason::Length, _) => lantern_engine::FinishReason::Length,
-            _ => lantern_engine::FinishReason::Stop,
-        };
         self.raw.usage = usage;
         (delta, reason)
     }

@@ -14,6 +14,16 @@ use tokio::net::TcpListener;
 
 use crate::lifecycle::Lifecycle;
 
+/// HTTP/1.1 connection settings: the header-read timer (which also bounds keep-alive idling).
+fn connections(header_read_timeout: Duration, keep_alive: bool) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(keep_alive);
+    builder
+}
+
 /// Serves `app` until `shutdown` resolves; then drains: requests and streams in flight get up
 /// to `grace` to finish while new requests are refused with 503; what is left is cut.
 pub async fn run(
@@ -24,11 +34,7 @@ pub async fn run(
     lifecycle: Lifecycle,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .keep_alive(true);
+    let builder = connections(header_read_timeout, true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -65,11 +71,7 @@ pub async fn run(
     );
     // Still answer while draining (a 503 a load balancer understands, not a refused
     // connection), one request per connection, untracked: they never hold the exit back.
-    let mut closing = http1::Builder::new();
-    closing
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .keep_alive(false);
+    let closing = connections(header_read_timeout, false);
     let drain = tokio::time::timeout(grace, graceful.shutdown());
     tokio::pin!(drain);
     let finished = loop {
