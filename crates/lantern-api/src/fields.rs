@@ -99,6 +99,93 @@ pub const EMBEDDING_FIELDS: &[(&str, FieldClass)] = &[
     ("user", Metadata),
 ];
 
+/// `POST /v1/responses`. Built-in tools, `truncation: auto` and unsupported `include` values
+/// are refused by the handler, which names the item.
+pub const RESPONSES_FIELDS: &[(&str, FieldClass)] = &[
+    ("model", Honoured),
+    ("input", Honoured),
+    ("instructions", Honoured),
+    ("max_output_tokens", Honoured),
+    ("temperature", Honoured),
+    ("top_p", Honoured),
+    ("tools", Honoured),
+    ("tool_choice", Honoured),
+    ("parallel_tool_calls", Honoured),
+    ("text", Honoured),
+    ("reasoning", Honoured),
+    ("stream", Honoured),
+    ("store", Honoured),
+    ("previous_response_id", Honoured),
+    ("truncation", Honoured),
+    ("include", Honoured),
+    ("top_logprobs", Honoured),
+    ("top_k", Honoured),
+    ("min_p", Honoured),
+    ("seed", Honoured),
+    // Limits calls to built-in tools, which this server never runs.
+    ("max_tool_calls", Metadata),
+    // Only `include_obfuscation`: padding against side channels, never the text.
+    ("stream_options", Metadata),
+    ("metadata", Metadata),
+    ("user", Metadata),
+    ("safety_identifier", Metadata),
+    ("service_tier", Metadata),
+    ("prompt_cache_key", Metadata),
+    ("prompt_cache_retention", Metadata),
+    ("prompt_cache_options", Metadata),
+    ("background", Refused),
+    ("conversation", Refused),
+    ("prompt", Refused),
+    ("context_management", Refused),
+    ("moderation", Refused),
+    ("image", Refused),
+];
+
+/// `POST /v1/messages` (Anthropic).
+pub const MESSAGES_FIELDS: &[(&str, FieldClass)] = &[
+    ("model", Honoured),
+    ("messages", Honoured),
+    ("system", Honoured),
+    ("max_tokens", Honoured),
+    ("temperature", Honoured),
+    ("top_p", Honoured),
+    ("top_k", Honoured),
+    ("stop_sequences", Honoured),
+    ("stream", Honoured),
+    ("tools", Honoured),
+    ("tool_choice", Honoured),
+    ("thinking", Honoured),
+    ("output_config", Honoured),
+    ("metadata", Metadata),
+    ("service_tier", Metadata),
+    // Prompt caching is automatic here (prefix reuse); the hint changes nothing.
+    ("cache_control", Metadata),
+    ("inference_geo", Metadata),
+    ("speed", Metadata),
+    ("user_profile_id", Metadata),
+    ("workspace_id", Metadata),
+    ("container", Refused),
+    ("mcp_servers", Refused),
+    ("context_management", Refused),
+];
+
+/// `POST /v1/messages/count_tokens` (Anthropic).
+pub const COUNT_TOKENS_FIELDS: &[(&str, FieldClass)] = &[
+    ("model", Honoured),
+    ("messages", Honoured),
+    ("system", Honoured),
+    ("tools", Honoured),
+    ("tool_choice", Honoured),
+    ("thinking", Honoured),
+    ("output_config", Honoured),
+    ("cache_control", Metadata),
+    ("speed", Metadata),
+    ("user_profile_id", Metadata),
+    ("workspace_id", Metadata),
+    ("mcp_servers", Refused),
+    ("context_management", Refused),
+];
+
 /// Whether a refused field carries a value that asks for nothing (its default).
 fn is_default(field: &str, value: &Value) -> bool {
     match (field, value) {
@@ -107,7 +194,10 @@ fn is_default(field: &str, value: &Value) -> bool {
         ("verbosity", v) => v == "medium",
         ("best_of", v) => v == 1,
         ("suffix", v) => v == "",
-        ("functions", Value::Array(items)) => items.is_empty(),
+        ("functions", Value::Array(items)) | ("mcp_servers", Value::Array(items)) => {
+            items.is_empty()
+        }
+        ("background", v) => v == false,
         _ => false,
     }
 }
@@ -121,6 +211,13 @@ fn refusal(field: &str) -> String {
         "verbosity" => "'verbosity' other than \"medium\" is not supported by local models.".into(),
         "moderation" => "Moderation is not available on this server.".into(),
         "best_of" => "best_of other than 1 is not supported.".into(),
+        "background" => "Background responses are not supported: send the request with stream or wait for it.".into(),
+        "conversation" => "Conversations objects are not supported; continue with 'previous_response_id'.".into(),
+        "prompt" => "Stored prompt templates are not supported; send 'instructions' and 'input'.".into(),
+        "context_management" => "Server-side context management is not supported by this server.".into(),
+        "image" => "Image generation is not available on this server.".into(),
+        "container" => "Code execution containers are not available on this server.".into(),
+        "mcp_servers" => "Remote MCP servers are not supported by this server.".into(),
         "suffix" => "'suffix' (fill-in-the-middle) is not supported by this server.".into(),
         _ => format!("'{field}' is not supported by this server."),
     }

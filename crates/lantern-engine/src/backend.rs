@@ -16,6 +16,8 @@ pub type EventStream = UnboundedReceiver<Event>;
 pub struct Generation {
     pub choices: Vec<EventStream>,
     pub format: OutputFormat,
+    /// Tokens of the prepared prompt (known before any is decoded).
+    pub prompt_tokens: u32,
 }
 
 /// Facts about a loaded model that callers need.
@@ -92,6 +94,11 @@ pub trait Backend: Send + Sync + 'static {
     /// the request. Errors here are the request's fault or the engine being gone; errors
     /// after this arrive as [`Event::Error`].
     async fn schedule(&self, request: GenerateRequest) -> Result<Generation, EngineError>;
+
+    /// Tokens the prompt takes once prepared (chat template, tools), without generating.
+    async fn count_tokens(&self, _prompt: crate::Prompt) -> Result<u32, EngineError> {
+        Err(unsupported("token counting"))
+    }
 
     /// The model's tokens for `text`.
     fn tokenize(&self, _text: &str, _add_special: bool) -> Result<Vec<u32>, EngineError> {

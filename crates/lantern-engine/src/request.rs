@@ -137,7 +137,10 @@ impl GenerateRequest {
 /// Why generation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
+    /// The end-of-generation token, or a grammar's end.
     Stop,
+    /// The request's stop string at this index (of `GenerateRequest::stop`) matched.
+    StopSequence(u32),
     Length,
     /// The request's deadline passed (reported as `length`, never cached).
     Deadline,

@@ -482,8 +482,10 @@ impl<R: Runtime> Scheduler<R> {
                     continue;
                 }
             }
-            if stopped || grammar_done {
-                self.finish(seq, FinishReason::Stop, !stopped);
+            if let Some(i) = stopped {
+                self.finish(seq, FinishReason::StopSequence(i), false);
+            } else if grammar_done {
+                self.finish(seq, FinishReason::Stop, true);
             } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
                 self.finish(seq, FinishReason::Length, true);
             } else if a.deadline.is_some_and(|d| Instant::now() >= d) {

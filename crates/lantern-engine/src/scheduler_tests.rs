@@ -333,7 +333,7 @@ fn stop_string_across_tokens_is_removed() {
     assert!(matches!(
         done,
         Some(Event::Done {
-            finish_reason: FinishReason::Stop,
+            finish_reason: FinishReason::StopSequence(0),
             ..
         })
     ));

@@ -139,14 +139,14 @@ impl TextOut {
     }
 
     /// Adds a token and its piece; `scratch` is reused text storage. Returns the delta that
-    /// is now safe to send, and whether a stop string matched (generation must end).
+    /// is now safe to send, and which stop string matched, if one did (generation must end).
     pub fn push(
         &mut self,
         token: i32,
         piece: &[u8],
         logprob: Option<TokenLogprob>,
         scratch: &mut String,
-    ) -> (Option<Delta>, bool) {
+    ) -> (Option<Delta>, Option<u32>) {
         scratch.clear();
         self.utf8.push(piece, scratch);
         let start = self.produced;
@@ -160,16 +160,16 @@ impl TextOut {
         let mut out = String::new();
         let stopped = self.stop.push(scratch, &mut out);
         self.sent += out.len();
-        if stopped {
+        if stopped.is_some() {
             // Tokens that contributed text before the match are reported; the rest is cut.
             let cut = self.sent;
-            return (self.release(out, |t| t.start < cut), true);
+            return (self.release(out, |t| t.start < cut), stopped);
         }
         if out.is_empty() {
-            return (None, false);
+            return (None, None);
         }
         let sent = self.sent;
-        (self.release(out, |t| t.end <= sent), false)
+        (self.release(out, |t| t.end <= sent), None)
     }
 
     /// Ends the choice. `flush`: no stop string matched, so held-back text is sent.
@@ -216,7 +216,7 @@ mod tests {
         for &(tok, piece) in pieces {
             let (d, stopped) = out.push(tok, piece, None, &mut scratch);
             deltas.extend(d);
-            if stopped {
+            if stopped.is_some() {
                 return (deltas, true);
             }
         }

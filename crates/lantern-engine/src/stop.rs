@@ -16,24 +16,31 @@ impl StopMatcher {
         }
     }
 
-    /// Feeds new text; appends what is safe to send to `out`. Returns true when a stop string
-    /// matched, in which case `out` got the text before it and the rest is discarded.
-    pub fn push(&mut self, text: &str, out: &mut String) -> bool {
+    /// Feeds new text; appends what is safe to send to `out`. Returns the index (among the
+    /// non-empty stop strings, in order) of the stop string that matched, in which case `out`
+    /// got the text before it and the rest is discarded.
+    pub fn push(&mut self, text: &str, out: &mut String) -> Option<u32> {
         if self.stops.is_empty() {
             out.push_str(text);
-            return false;
+            return None;
         }
         self.held.push_str(text);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s)).min() {
+        let matched = self
+            .stops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.held.find(s).map(|at| (at, i)))
+            .min();
+        if let Some((at, i)) = matched {
             out.push_str(&self.held[..at]);
             self.held.clear();
-            return true;
+            return Some(i as u32);
         }
         let keep = self.partial_match_len();
         let emit = self.held.len() - keep;
         out.push_str(&self.held[..emit]);
         self.held.drain(..emit);
-        false
+        None
     }
 
     /// Releases held-back text at the end of generation (no stop string completed).
@@ -62,15 +69,20 @@ mod tests {
     use super::*;
 
     fn run(stops: &[&str], pieces: &[&str]) -> (String, bool) {
+        let (out, matched) = run_which(stops, pieces);
+        (out, matched.is_some())
+    }
+
+    fn run_which(stops: &[&str], pieces: &[&str]) -> (String, Option<u32>) {
         let mut m = StopMatcher::new(stops.iter().map(|s| s.to_string()).collect());
         let mut out = String::new();
         for p in pieces {
-            if m.push(p, &mut out) {
-                return (out, true);
+            if let Some(i) = m.push(p, &mut out) {
+                return (out, Some(i));
             }
         }
         m.finish(&mut out);
-        (out, false)
+        (out, None)
     }
 
     #[test]
@@ -90,15 +102,16 @@ mod tests {
     fn held_text_is_not_sent_early() {
         let mut m = StopMatcher::new(vec!["\n\n".into()]);
         let mut out = String::new();
-        assert!(!m.push("line\n", &mut out));
+        assert_eq!(m.push("line\n", &mut out), None);
         assert_eq!(out, "line");
-        assert!(m.push("\nmore", &mut out));
+        assert_eq!(m.push("\nmore", &mut out), Some(0));
         assert_eq!(out, "line");
     }
 
     #[test]
-    fn earliest_of_several_stops_wins() {
-        assert_eq!(run(&["b", "a"], &["xxab"]), ("xx".into(), true));
+    fn earliest_of_several_stops_wins_and_is_named() {
+        assert_eq!(run_which(&["b", "a"], &["xxab"]), ("xx".into(), Some(1)));
+        assert_eq!(run_which(&["b", "a"], &["xxba"]), ("xx".into(), Some(0)));
     }
 
     #[test]

@@ -21,7 +21,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth;
 use crate::error::ApiError;
 use crate::openapi;
-use crate::routes::{self, chat, completions, embeddings, health, models, tokenize};
+use crate::routes::{
+    self, chat, completions, embeddings, health, messages, models, responses, tokenize,
+};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -29,9 +31,17 @@ pub fn router(state: AppState) -> Router {
     let generation = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/messages", post(messages::create))
         .route_layer(map_response(routes::default_cache_header));
     let app = Router::new()
         .merge(generation)
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route("/v1/responses/{id}/input_items", get(responses::input_items))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
@@ -49,7 +59,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(from_fn_with_state(state.keys.clone(), auth::require_key))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost of the API's own layers: every error of /v1/messages, the key check's
+        // included, in Anthropic's envelope.
+        .layer(axum::middleware::from_fn(messages::anthropic_errors));
     // Outside the key check: a browser's preflight carries no key.
     let app = match cors {
         Some(cors) => app.layer(cors),

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthArgs;
 use crate::cache::CacheConfig;
+use crate::response_store::ResponseStoreConfig;
 use crate::download::{default_cache_dir, HfSource};
 use crate::limits::{LimitArgs, Limits};
 use crate::state::{ReasoningFields, ResidencyLimits};
@@ -122,6 +123,9 @@ struct FileConfig {
     download_stall_secs: Option<u64>,
     #[serde(default)]
     cache: CacheConfig,
+    /// Stored Responses API conversations.
+    #[serde(default)]
+    responses: ResponseStoreConfig,
     #[serde(default)]
     auth: AuthArgs,
     #[serde(default)]
@@ -238,6 +242,7 @@ pub struct ServeConfig {
     pub models: Vec<ModelConfig>,
     pub max_body_bytes: usize,
     pub cache: CacheConfig,
+    pub responses: ResponseStoreConfig,
     pub limits: ResidencyLimits,
     pub reasoning_fields: ReasoningFields,
     /// API keys and CORS origins, flags and file joined.
@@ -526,6 +531,7 @@ impl ServeConfig {
             models,
             max_body_bytes,
             cache: file.cache,
+            responses: file.responses,
             limits: ResidencyLimits {
                 max_loaded_models: file.max_loaded_models,
                 max_memory_bytes: file.max_memory_bytes,

@@ -21,6 +21,12 @@ pub enum ApiError {
         model: String,
         available: Vec<String>,
     },
+    /// 404 for an id that names nothing (a stored response).
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        param: Option<String>,
+    },
     #[error("Unknown request URL: {method} {path}. Please check the URL for typos; this server implements /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /tokenize and /detokenize.")]
     RouteNotFound { method: String, path: String },
     #[error("Method {method} is not allowed for {path}.")]
@@ -54,9 +60,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::ModelNotFound { .. }
+            | ApiError::RouteNotFound { .. }
+            | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelLoading(_)
@@ -88,6 +94,9 @@ impl ApiError {
             ),
             ApiError::RouteNotFound { .. } => {
                 ("invalid_request_error", None, Some("unknown_url".into()))
+            }
+            ApiError::NotFound { param, .. } => {
+                ("invalid_request_error", param.clone(), Some("not_found".into()))
             }
             ApiError::MethodNotAllowed { .. } => (
                 "invalid_request_error",
@@ -132,6 +141,47 @@ impl ApiError {
             ApiError::Internal(_) => ("server_error", None, None),
         };
         ErrorResponse::new(self.to_string(), kind, param, code)
+    }
+}
+
+impl ApiError {
+    /// For an endpoint whose request was translated into a chat request: the error's `param`
+    /// in the client's own names (the first `(chat, own)` prefix that matches is replaced).
+    pub fn rename_param(self, renames: &[(&str, &str)]) -> Self {
+        let rename = |p: &str| {
+            renames.iter().find_map(|(from, to)| {
+                let rest = p.strip_prefix(from)?;
+                (rest.is_empty() || rest.starts_with(['.', '['])).then(|| format!("{to}{rest}"))
+            })
+        };
+        match self {
+            ApiError::InvalidRequest {
+                message,
+                param: Some(p),
+                code,
+            } => ApiError::InvalidRequest {
+                param: Some(rename(&p).unwrap_or(p)),
+                message,
+                code,
+            },
+            ApiError::Engine(EngineError::InvalidRequest {
+                message,
+                param: Some(p),
+            }) => ApiError::Engine(EngineError::InvalidRequest {
+                param: Some(rename(&p).unwrap_or(p)),
+                message,
+            }),
+            ApiError::Engine(e @ EngineError::ContextLengthExceeded { param, .. })
+                if rename(param).is_some() =>
+            {
+                ApiError::InvalidRequest {
+                    message: e.to_string(),
+                    param: rename(param),
+                    code: Some("context_length_exceeded".into()),
+                }
+            }
+            other => other,
+        }
     }
 }
 

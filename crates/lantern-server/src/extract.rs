@@ -9,8 +9,11 @@ use lantern_api::chat::ChatCompletionRequest;
 use lantern_api::completions::CompletionRequest;
 use lantern_api::embeddings::EmbeddingRequest;
 use lantern_api::fields::{
-    check_fields, FieldClass, CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS,
+    check_fields, FieldClass, CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, MESSAGES_FIELDS,
+    RESPONSES_FIELDS,
 };
+use lantern_api::messages::MessagesRequest;
+use lantern_api::responses::CreateResponseRequest;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -41,6 +44,14 @@ impl Endpoint for CompletionRequest {
 
 impl Endpoint for EmbeddingRequest {
     const FIELDS: &'static [(&'static str, FieldClass)] = EMBEDDING_FIELDS;
+}
+
+impl Endpoint for CreateResponseRequest {
+    const FIELDS: &'static [(&'static str, FieldClass)] = RESPONSES_FIELDS;
+}
+
+impl Endpoint for MessagesRequest {
+    const FIELDS: &'static [(&'static str, FieldClass)] = MESSAGES_FIELDS;
 }
 
 impl<T: Endpoint> FromRequest<AppState> for Checked<T> {
@@ -103,7 +114,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Deserializes a parsed body, reporting the failing field as `param`.
-fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         field_error(&path, err.into_inner().to_string())

@@ -119,6 +119,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut state = state;
     state.reasoning_fields = config.reasoning_fields;
     state.request_limits = config.request_limits.clone();
+    state.responses = lantern_server::response_store::ResponseStore::new(&config.responses);
     state.metrics = Some(lantern_server::metrics::install()?);
     state.keys = ApiKeys::new(
         &config.auth,

@@ -12,6 +12,8 @@ use crate::metrics::ChoiceTimer;
 /// One choice's events, the prompt it answers, and how to read its text.
 pub struct ChoiceSource {
     pub prompt: u32,
+    /// Length of the prepared prompt, known before the first token.
+    pub prompt_tokens: u32,
     pub events: EventStream,
     pub format: OutputFormat,
     /// Live choices are timed for the metrics; replays are not.
@@ -29,15 +31,16 @@ pub fn sources(
     generations
         .into_iter()
         .flat_map(|(prompt, g)| {
-            let format = g.format;
+            let (format, tokens) = (g.format, g.prompt_tokens);
             g.choices
                 .into_iter()
-                .map(move |events| (prompt, format, events))
+                .map(move |events| (prompt, tokens, format, events))
         })
-        .map(|(prompt, format, events)| {
+        .map(|(prompt, prompt_tokens, format, events)| {
             let first = counted.insert(prompt);
             ChoiceSource {
                 prompt,
+                prompt_tokens,
                 events,
                 format,
                 timer: Some(ChoiceTimer::new(model, started, first)),
@@ -92,6 +95,10 @@ pub struct FinishedChoice {
     /// When logprobs were asked for.
     pub logprobs: Option<Vec<TokenLogprob>>,
     pub finish_reason: FinishReason,
+    /// Which of the request's stop strings ended it (an index into `GenerateRequest::stop`).
+    pub stop_sequence: Option<u32>,
+    /// Completion tokens that went into the reasoning (those whose text was all reasoning).
+    pub reasoning_tokens: u32,
     pub usage: TokenUsage,
 }
 
@@ -129,6 +136,7 @@ impl RawChoice {
         });
         ChoiceSource {
             prompt: self.prompt,
+            prompt_tokens: self.usage.prompt_tokens,
             events: rx,
             format: self.format,
             timer: None,
@@ -166,6 +174,8 @@ impl ChoiceState {
                 tool_calls: Vec::new(),
                 logprobs: logprobs.then(Vec::new),
                 finish_reason: FinishReason::Stop,
+                stop_sequence: None,
+                reasoning_tokens: 0,
                 usage: TokenUsage::default(),
             },
             raw: RawChoice {
@@ -234,15 +244,16 @@ impl ChoiceState {
         } else {
             self.parser.push(&delta.text)
         };
+        if !parsed.reasoning.is_empty() && parsed.content.is_empty() && parsed.tool_calls.is_empty()
+        {
+            self.done.reasoning_tokens += delta.tokens.len() as u32;
+        }
         self.record(parsed, delta.logprobs)
     }
 
-    /// The choice ended: the parsers' last output, and the finish reason as the API says it.
-    pub fn finish(
-        &mut self,
-        reason: lantern_engine::FinishReason,
-        usage: TokenUsage,
-    ) -> (ChoiceDelta, FinishReason) {
+    /// The choice ended: the parsers' last output. The finish reason as the API says it is
+    /// then in [`Self::finished`].
+    pub fn finish(&mut self, reason: lantern_engine::FinishReason, usage: TokenUsage) -> ChoiceDelta {
         if let Some(t) = &self.timer {
             t.finished(&usage);
         }
@@ -257,12 +268,17 @@ impl ChoiceState {
             lantern_engine::FinishReason::Stop if !self.done.tool_calls.is_empty() => {
                 FinishReason::ToolCalls
             }
-            lantern_engine::FinishReason::Stop => FinishReason::Stop,
+            lantern_engine::FinishReason::Stop | lantern_engine::FinishReason::StopSequence(_) => {
+                FinishReason::Stop
+            }
         };
+        if let lantern_engine::FinishReason::StopSequence(i) = self.raw.finish_reason {
+            self.done.stop_sequence = Some(i);
+        }
         self.done.finish_reason = reason;
         self.done.usage = usage;
         self.raw.usage = usage;
-        (delta, reason)
+        delta
     }
 
     pub fn finished(&self) -> &FinishedChoice {
@@ -299,6 +315,7 @@ mod tests {
         let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
         ChoiceSource {
             prompt: 0,
+            prompt_tokens: 0,
             events: rx,
             format,
             timer: None,
@@ -317,9 +334,8 @@ mod tests {
             "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\"",
         ));
         let second = state.push(Delta::text(": 1}}\n</tool_call>"));
-        let (last, reason) =
-            state.finish(lantern_engine::FinishReason::Stop, TokenUsage::default());
-        assert_eq!(reason, FinishReason::ToolCalls);
+        let last = state.finish(lantern_engine::FinishReason::Stop, TokenUsage::default());
+        assert_eq!(state.finished().finish_reason, FinishReason::ToolCalls);
         assert!(first.tool_calls[0]
             .id
             .as_deref()

@@ -8,13 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
-use lantern_api::{FinishReason, Usage};
 use lantern_engine::{EngineError, Event, EventStream};
 
 use crate::error::ApiError;
-use crate::output::{
-    total_usage, ChoiceDelta, ChoiceSource, ChoiceState, FinishedChoice, RawChoice,
-};
+use crate::output::{ChoiceDelta, ChoiceSource, ChoiceState, FinishedChoice, RawChoice};
 
 /// `id`, `created` and `model`, identical in every chunk of one response.
 #[derive(Debug, Clone)]
@@ -68,33 +65,68 @@ pub async fn collect(
     Err(worker_vanished())
 }
 
-/// How one endpoint renders its stream chunks (already serialized to JSON).
+/// One server-sent event: an optional `event:` name (the Responses and Anthropic streams
+/// name every event; chat and completions send bare `data:`) and its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub event: Option<&'static str>,
+    pub data: String,
+}
+
+impl Frame {
+    pub fn data(data: String) -> Self {
+        Frame { event: None, data }
+    }
+
+    pub fn named(event: &'static str, data: String) -> Self {
+        Frame {
+            event: Some(event),
+            data,
+        }
+    }
+}
+
+/// How one endpoint renders its stream: every method gets the parsed choice output and adds
+/// events to `out`. A format keeps whatever state its wire protocol needs (open blocks,
+/// sequence numbers).
 pub trait ChunkFormat: Send + 'static {
-    /// Sent for each choice before any token (chat: the `role` delta).
-    fn opening(&self, index: u32) -> Option<String>;
-    /// The chunks for one delta of choice `index`.
-    fn delta(&self, index: u32, delta: ChoiceDelta, out: &mut Vec<String>);
-    fn finish(&self, index: u32, reason: FinishReason) -> String;
-    /// The last chunk with `stream_options.include_usage`.
-    fn usage(&self, usage: Usage) -> String;
+    /// Before any token of choice `index`, whose prompt is `prompt_tokens` long.
+    fn opening(&mut self, index: u32, prompt_tokens: u32, out: &mut Vec<Frame>);
+    /// What one delta of choice `index` adds.
+    fn delta(&mut self, index: u32, delta: ChoiceDelta, out: &mut Vec<Frame>);
+    /// Choice `index` ended (its last delta was already rendered).
+    fn finish(&mut self, index: u32, choice: &FinishedChoice, out: &mut Vec<Frame>);
+    /// Every choice ended: usage and the stream's terminator.
+    fn close(&mut self, choices: &[&FinishedChoice], out: &mut Vec<Frame>);
+    /// Generation failed mid-stream: the last event.
+    fn error(&mut self, error: &ApiError) -> Frame;
+}
+
+/// The chat and completions terminator.
+pub fn done_frame() -> Frame {
+    Frame::data("[DONE]".into())
+}
+
+/// An OpenAI error envelope as a bare `data:` event.
+pub fn envelope_frame(error: &ApiError) -> Frame {
+    Frame::data(serde_json::to_string(&error.envelope()).unwrap_or_default())
 }
 
 fn receiver_stream(rx: EventStream) -> impl Stream<Item = Event> {
     stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
 }
 
-fn error_data(error: ApiError) -> String {
+fn error_frame<F: ChunkFormat>(format: &mut F, error: ApiError) -> Frame {
     tracing::error!(%error, "generation failed mid-stream");
-    serde_json::to_string(&error.envelope()).unwrap_or_default()
+    format.error(&error)
 }
 
 /// Streams the choices as SSE. Dropping the response (client gone) drops the receivers,
 /// which cancels generation.
 pub fn sse_response<F: ChunkFormat>(
-    format: F,
+    mut format: F,
     sources: Vec<ChoiceSource>,
     logprobs: bool,
-    include_usage: bool,
     on_complete: Option<OnComplete>,
     cut: impl Future<Output = ()> + Send + 'static,
 ) -> Response {
@@ -106,19 +138,21 @@ pub fn sse_response<F: ChunkFormat>(
         .iter_mut()
         .map(|s| ChoiceState::new(s, logprobs, keep))
         .collect();
+    let prompt_tokens: Vec<u32> = sources.iter().map(|s| s.prompt_tokens).collect();
     let mut merged = stream::select_all(sources.into_iter().enumerate().map(|(i, s)| {
         receiver_stream(s.events)
             .map(move |e| (i as u32, e))
             .boxed()
     }));
     let body = async_stream::stream! {
-        for i in 0..n as u32 {
-            if let Some(chunk) = format.opening(i) {
-                yield chunk;
-            }
+        let mut chunks = Vec::new();
+        for (i, &tokens) in prompt_tokens.iter().enumerate() {
+            format.opening(i as u32, tokens, &mut chunks);
+        }
+        for chunk in chunks.drain(..) {
+            yield chunk;
         }
         let mut finished = vec![false; n];
-        let mut chunks = Vec::new();
         let mut cut = Box::pin(cut);
         loop {
             // The shutdown grace period ending cuts the stream with an error event.
@@ -128,7 +162,7 @@ pub fn sse_response<F: ChunkFormat>(
                 next = merged.next() => Some(next),
             };
             let Some(next) = next else {
-                yield error_data(ApiError::ShuttingDown);
+                yield error_frame(&mut format, ApiError::ShuttingDown);
                 return;
             };
             let Some((i, event)) = next else { break };
@@ -141,15 +175,18 @@ pub fn sse_response<F: ChunkFormat>(
                     }
                 }
                 Event::Done { finish_reason, usage } => {
-                    let (delta, reason) = state.finish(finish_reason, usage);
+                    let delta = state.finish(finish_reason, usage);
                     if !delta.is_empty() {
                         format.delta(i, delta, &mut chunks);
                     }
-                    chunks.push(format.finish(i, reason));
+                    format.finish(i, state.finished(), &mut chunks);
                     finished[i as usize] = true;
                 }
                 Event::Error(e) => {
-                    yield error_data(e.into());
+                    for chunk in chunks.drain(..) {
+                        yield chunk;
+                    }
+                    yield error_frame(&mut format, e.into());
                     return;
                 }
             }
@@ -158,19 +195,28 @@ pub fn sse_response<F: ChunkFormat>(
             }
         }
         if finished.iter().any(|f| !f) {
-            yield error_data(worker_vanished());
+            yield error_frame(&mut format, worker_vanished());
             return;
         }
-        if include_usage {
+        {
             let done: Vec<_> = states.iter().map(|s| s.finished()).collect();
-            yield format.usage(total_usage(done.iter().map(|c| (c.prompt, &c.usage))));
+            format.close(&done, &mut chunks);
         }
         if let Some(sink) = on_complete {
             sink(states.into_iter().map(|s| s.into_parts().1).collect());
         }
-        yield "[DONE]".to_string();
+        for chunk in chunks.drain(..) {
+            yield chunk;
+        }
     };
-    let events = body.map(|data| Ok::<_, Infallible>(SseEvent::default().data(data)));
+    // `event:` goes before `data:`, as OpenAI and Anthropic send them.
+    let events = body.map(|frame| {
+        let event = match frame.event {
+            Some(name) => SseEvent::default().event(name),
+            None => SseEvent::default(),
+        };
+        Ok::<_, Infallible>(event.data(frame.data))
+    });
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response();

@@ -241,6 +241,8 @@ pub struct AppState {
     pub cors: Option<tower_http::cors::CorsLayer>,
     /// Renders `/metrics`; none where no recorder is installed (tests).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Stored Responses API conversations (`store: true`).
+    pub responses: crate::response_store::ResponseStore,
     /// Serializes eviction decisions, so two loads cannot both count the same free room.
     evicting: Arc<std::sync::Mutex<()>>,
 }
@@ -258,6 +260,7 @@ impl AppState {
             keys: ApiKeys::default(),
             cors: None,
             metrics: None,
+            responses: Default::default(),
             evicting: Arc::new(std::sync::Mutex::new(())),
         }
     }

@@ -55,6 +55,7 @@ impl Backend for Fake {
         Ok(Generation {
             choices,
             format: self.format,
+            prompt_tokens: 3,
         })
     }
 }

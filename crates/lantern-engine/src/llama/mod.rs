@@ -470,6 +470,7 @@ impl Backend for LlamaEngine {
             });
             receivers.push(rx);
         }
+        let prompt_tokens = prepared.tokens.len() as u32;
         let job = Job {
             tokens: prepared.tokens,
             max_tokens: max_tokens.unwrap_or(u32::MAX),
@@ -485,7 +486,24 @@ impl Backend for LlamaEngine {
         Ok(Generation {
             choices: receivers,
             format: prepared.format,
+            prompt_tokens,
         })
+    }
+
+    async fn count_tokens(&self, prompt: Prompt) -> Result<u32, EngineError> {
+        let (model, template, grammar, facts) = (
+            self.model.clone(),
+            self.template.clone(),
+            self.grammar.clone(),
+            self.facts.clone(),
+        );
+        let literal = !self.config.parse_special_in_content;
+        let prepared = tokio::task::spawn_blocking(move || {
+            prepare(&model, &template, &grammar, &facts, prompt, None, literal)
+        })
+        .await
+        .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;
+        Ok(prepared.tokens.len() as u32)
     }
 
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, EngineError> {

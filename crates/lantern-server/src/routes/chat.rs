@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::extract::Checked;
 use crate::output::{total_usage, ChoiceDelta, FinishedChoice};
 use crate::routes::{generate_request, prelude, respond};
-use crate::sse::{ChunkFormat, ResponseMeta};
+use crate::sse::{done_frame, envelope_frame, ChunkFormat, Frame, ResponseMeta};
 use crate::state::{AppState, ReasoningFields};
 use crate::wire::chat_logprobs;
 
@@ -47,45 +47,21 @@ pub async fn chat_completions(
     headers: HeaderMap,
     Checked { req, raw }: Checked<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    req.validate()?;
-    state.request_limits.check_chat(&req)?;
-    let fields = req.sampling();
-    let (entry, key) = prelude(
-        &state,
-        &headers,
-        "chat",
-        &req.model,
-        &raw,
-        CHAT_FIELDS,
-        &fields,
-    )?;
-    let logprobs = (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0) as u32);
-    let prompt = chat_prompt(&req);
-    let may_call =
-        !prompt.tools.is_empty() && prompt.tool_choice != lantern_engine::ToolChoice::None;
-    let request = generate_request(
-        &fields,
-        Prompt::Chat(prompt),
-        req.ignore_eos,
-        logprobs,
-        grammar(req.response_format.as_ref()),
-    );
+    let job = ChatJob::new(&state, &headers, "chat", &req, &raw)?;
     let meta = ResponseMeta::new("chatcmpl", &req.model);
     let format = ChatFormat {
         meta: meta.clone(),
         reasoning: state.reasoning_fields,
-        may_call,
+        may_call: job.may_call,
         include_usage: req.include_usage(),
     };
-    let stream = req
-        .is_stream()
-        .then(|| (format.clone(), req.include_usage()));
+    let stream = req.is_stream().then(|| format.clone());
     respond(
         &state,
-        entry,
-        key,
-        vec![request],
-        logprobs.is_some(),
+        job.entry,
+        job.key,
+        vec![job.request],
+        job.logprobs.is_some(),
         stream,
         |done| {
             let usage = total_usage(done.iter().map(|c| (c.prompt, &c.usage)));
@@ -114,6 +90,54 @@ pub async fn chat_completions(
     .await
 }
 
+/// A validated chat request, ready for [`respond`]: the Responses and Messages APIs translate
+/// their requests into chat requests and run them through here too.
+pub(crate) struct ChatJob<'s> {
+    pub entry: &'s crate::state::ModelEntry,
+    pub key: Option<crate::cache::CacheKey>,
+    pub request: lantern_engine::GenerateRequest,
+    /// Alternatives per token when logprobs were asked for.
+    pub logprobs: Option<u32>,
+    /// Tools are offered and may be called.
+    pub may_call: bool,
+}
+
+impl<'s> ChatJob<'s> {
+    /// Validates `req` (fields, limits), resolves the model, and keys the cache on `raw` (the
+    /// body the cache key is computed from) under `endpoint`.
+    pub fn new(
+        state: &'s AppState,
+        headers: &HeaderMap,
+        endpoint: &str,
+        req: &ChatCompletionRequest,
+        raw: &serde_json::Value,
+    ) -> Result<Self, ApiError> {
+        req.validate()?;
+        state.request_limits.check_chat(req)?;
+        let fields = req.sampling();
+        let (entry, key) = prelude(state, headers, endpoint, &req.model, raw, CHAT_FIELDS, &fields)?;
+        let logprobs =
+            (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0) as u32);
+        let prompt = chat_prompt(req);
+        let may_call =
+            !prompt.tools.is_empty() && prompt.tool_choice != lantern_engine::ToolChoice::None;
+        let request = generate_request(
+            &fields,
+            Prompt::Chat(prompt),
+            req.ignore_eos,
+            logprobs,
+            grammar(req.response_format.as_ref()),
+        );
+        Ok(ChatJob {
+            entry,
+            key,
+            request,
+            logprobs,
+            may_call,
+        })
+    }
+}
+
 fn grammar(format: Option<&ResponseFormat>) -> Option<Grammar> {
     match format? {
         ResponseFormat::Text => None,
@@ -125,7 +149,7 @@ fn grammar(format: Option<&ResponseFormat>) -> Option<Grammar> {
 }
 
 /// The conversation and its tool settings, as the engine takes them.
-fn chat_prompt(req: &ChatCompletionRequest) -> ChatPrompt {
+pub(crate) fn chat_prompt(req: &ChatCompletionRequest) -> ChatPrompt {
     let tool_choice = match &req.tool_choice {
         None => lantern_engine::ToolChoice::Auto,
         Some(ToolChoice::Mode(m)) => match m.as_str() {
@@ -265,19 +289,19 @@ impl ChatFormat {
 }
 
 impl ChunkFormat for ChatFormat {
-    fn opening(&self, index: u32) -> Option<String> {
+    fn opening(&mut self, index: u32, _prompt_tokens: u32, out: &mut Vec<Frame>) {
         let delta = ChatDelta {
             role: Some("assistant".into()),
             content: (!self.may_call).then(String::new),
             ..ChatDelta::default()
         };
-        Some(self.one(index, delta, None, None))
+        out.push(Frame::data(self.one(index, delta, None, None)));
     }
 
     /// Reasoning, content and each call piece go in chunks of their own (a call's first
     /// chunk carries its id and name, later ones only arguments, as OpenAI streams them);
     /// the delta's logprobs ride on its content chunk, else on its first.
-    fn delta(&self, index: u32, d: ChoiceDelta, out: &mut Vec<String>) {
+    fn delta(&mut self, index: u32, d: ChoiceDelta, out: &mut Vec<Frame>) {
         let mut deltas = Vec::new();
         let mut content_at = None;
         if !d.reasoning.is_empty() {
@@ -321,15 +345,24 @@ impl ChunkFormat for ChatFormat {
         let carrier = content_at.unwrap_or(0);
         for (i, delta) in deltas.into_iter().enumerate() {
             let lp = if i == carrier { logprobs.take() } else { None };
-            out.push(self.one(index, delta, lp, None));
+            out.push(Frame::data(self.one(index, delta, lp, None)));
         }
     }
 
-    fn finish(&self, index: u32, reason: FinishReason) -> String {
-        self.one(index, ChatDelta::default(), None, Some(reason))
+    fn finish(&mut self, index: u32, choice: &FinishedChoice, out: &mut Vec<Frame>) {
+        let chunk = self.one(index, ChatDelta::default(), None, Some(choice.finish_reason));
+        out.push(Frame::data(chunk));
     }
 
-    fn usage(&self, usage: Usage) -> String {
-        self.chunk(Vec::new(), Some(usage))
+    fn close(&mut self, choices: &[&FinishedChoice], out: &mut Vec<Frame>) {
+        if self.include_usage {
+            let usage = total_usage(choices.iter().map(|c| (c.prompt, &c.usage)));
+            out.push(Frame::data(self.chunk(Vec::new(), Some(usage))));
+        }
+        out.push(done_frame());
+    }
+
+    fn error(&mut self, error: &ApiError) -> Frame {
+        envelope_frame(error)
     }
 }

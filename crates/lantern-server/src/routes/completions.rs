@@ -1,7 +1,6 @@
 //! `POST /v1/completions` (legacy text completions), including several prompts and several
 //! choices per prompt in one request.
 
-use std::sync::Mutex;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -17,9 +16,9 @@ use lantern_engine::Prompt;
 
 use crate::error::ApiError;
 use crate::extract::Checked;
-use crate::output::{total_usage, ChoiceDelta};
+use crate::output::{total_usage, ChoiceDelta, FinishedChoice};
 use crate::routes::{generate_request, prelude, respond};
-use crate::sse::{ChunkFormat, ResponseMeta};
+use crate::sse::{done_frame, envelope_frame, ChunkFormat, Frame, ResponseMeta};
 use crate::state::AppState;
 use crate::wire::completion_logprobs;
 
@@ -104,11 +103,11 @@ pub async fn completions(
     let stream = req.is_stream().then(|| {
         let format = CompletionFormat {
             meta: meta.clone(),
-            offsets: Mutex::new(starts.clone()),
+            offsets: starts.clone(),
             echoes: echoes.clone(),
             include_usage: req.include_usage(),
         };
-        (format, req.include_usage())
+        format
     });
     respond(
         &state,
@@ -152,7 +151,7 @@ struct CompletionFormat {
     meta: ResponseMeta,
     echoes: Vec<String>,
     /// Character offset of each choice's next token, for `text_offset`.
-    offsets: Mutex<Vec<u32>>,
+    offsets: Vec<u32>,
     /// Every chunk carries `usage` (null until the last).
     include_usage: bool,
 }
@@ -191,24 +190,33 @@ impl CompletionFormat {
 }
 
 impl ChunkFormat for CompletionFormat {
-    fn opening(&self, index: u32) -> Option<String> {
+    fn opening(&mut self, index: u32, _prompt_tokens: u32, out: &mut Vec<Frame>) {
         let echo = &self.echoes[index as usize];
-        (!echo.is_empty()).then(|| self.choice(index, echo.clone(), None, None))
+        if !echo.is_empty() {
+            out.push(Frame::data(self.choice(index, echo.clone(), None, None)));
+        }
     }
 
-    fn delta(&self, index: u32, delta: ChoiceDelta, out: &mut Vec<String>) {
-        let logprobs = (!delta.logprobs.is_empty()).then(|| {
-            let mut offsets = self.offsets.lock().expect("offsets lock");
-            completion_logprobs(&delta.logprobs, &mut offsets[index as usize])
-        });
-        out.push(self.choice(index, delta.content, logprobs, None));
+    fn delta(&mut self, index: u32, delta: ChoiceDelta, out: &mut Vec<Frame>) {
+        let logprobs = (!delta.logprobs.is_empty())
+            .then(|| completion_logprobs(&delta.logprobs, &mut self.offsets[index as usize]));
+        out.push(Frame::data(self.choice(index, delta.content, logprobs, None)));
     }
 
-    fn finish(&self, index: u32, reason: FinishReason) -> String {
-        self.choice(index, String::new(), None, Some(reason))
+    fn finish(&mut self, index: u32, choice: &FinishedChoice, out: &mut Vec<Frame>) {
+        let chunk = self.choice(index, String::new(), None, Some(choice.finish_reason));
+        out.push(Frame::data(chunk));
     }
 
-    fn usage(&self, usage: Usage) -> String {
-        self.chunk(Vec::new(), Some(usage))
+    fn close(&mut self, choices: &[&FinishedChoice], out: &mut Vec<Frame>) {
+        if self.include_usage {
+            let usage = total_usage(choices.iter().map(|c| (c.prompt, &c.usage)));
+            out.push(Frame::data(self.chunk(Vec::new(), Some(usage))));
+        }
+        out.push(done_frame());
+    }
+
+    fn error(&mut self, error: &ApiError) -> Frame {
+        envelope_frame(error)
     }
 }

@@ -6,7 +6,11 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod health;
+pub mod messages;
+mod messages_render;
 pub mod models;
+pub mod responses;
+mod responses_render;
 pub mod tokenize;
 
 use axum::http::HeaderMap;
@@ -105,25 +109,23 @@ pub(crate) fn prelude<'s>(
 
 /// Serves generation requests: from the response cache when `key` hits, else from the model's
 /// backend (storing the raw output under `key` once it finished successfully). `stream`
-/// carries the chunk format and `include_usage` for SSE; `render` builds the JSON body
-/// otherwise. The `x-lantern-cache` header says which path was taken.
+/// is the SSE format; `render` builds the JSON body otherwise. The `x-lantern-cache` header says which path was taken.
 pub(crate) async fn respond<F: ChunkFormat>(
     state: &AppState,
     model: &ModelEntry,
     key: Option<CacheKey>,
     requests: Vec<GenerateRequest>,
     logprobs: bool,
-    stream: Option<(F, bool)>,
+    stream: Option<F>,
     render: impl FnOnce(Vec<FinishedChoice>) -> Response,
 ) -> Result<Response, ApiError> {
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         let replay = hit.iter().map(RawChoice::replay).collect();
         let response = match stream {
-            Some((format, include_usage)) => sse_response(
+            Some(format) => sse_response(
                 format,
                 replay,
                 logprobs,
-                include_usage,
                 None,
                 state.lifecycle.cut_signal(),
             ),
@@ -145,7 +147,7 @@ pub(crate) async fn respond<F: ChunkFormat>(
     let generations = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
     let choices = sources(prompts.into_iter().zip(generations), &model.id, started);
     let response = match stream {
-        Some((format, include_usage)) => {
+        Some(format) => {
             let sink = key.map(|k| {
                 let cache = state.cache.clone();
                 Box::new(move |raw: Vec<RawChoice>| cache.insert(k, raw)) as OnComplete
@@ -154,7 +156,6 @@ pub(crate) async fn respond<F: ChunkFormat>(
                 format,
                 choices,
                 logprobs,
-                include_usage,
                 sink,
                 state.lifecycle.cut_signal(),
             )
