@@ -199,3 +199,13 @@ def test_thinking_blocks_where_the_template_thinks(thinking):
     off = c.messages.create(model=MODEL_ID, max_tokens=24, messages=ask, **GREEDY,
                             thinking={"type": "disabled"})
     assert [b.type for b in off.content] == ["text"]
+
+
+def test_response_cache_serves_a_repeat(server):
+    body = {"model": MODEL_ID, "max_tokens": 12, "temperature": 0,
+            "messages": [{"role": "user", "content": "Name a fruit."}]}
+    first = requests.post(server.base + "/v1/messages", json=body)
+    again = requests.post(server.base + "/v1/messages", json=body)
+    assert (first.headers["x-lantern-cache"], again.headers["x-lantern-cache"]) == ("miss", "hit")
+    assert first.json()["content"] == again.json()["content"]
+    assert first.json()["id"] != again.json()["id"]

@@ -255,3 +255,12 @@ def test_thinking_template_gives_a_reasoning_item(thinking):
     off = c.responses.create(model=MODEL_ID, input=ASK, temperature=0, max_output_tokens=24,
                              reasoning={"effort": "none"})
     assert [o.type for o in off.output] == ["message"]
+
+
+def test_response_cache_serves_a_repeat(cached_client):
+    body = dict(model=MODEL_ID, input="Name a colour.", temperature=0, max_output_tokens=12, store=False)
+    first = cached_client.responses.with_raw_response.create(**body)
+    again = cached_client.responses.with_raw_response.create(**body)
+    assert (first.headers["x-lantern-cache"], again.headers["x-lantern-cache"]) == ("miss", "hit")
+    a, b = first.parse(), again.parse()
+    assert a.output_text == b.output_text and a.id != b.id

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use crate::auth::AuthArgs;
 use crate::cache::CacheConfig;
-use crate::response_store::ResponseStoreConfig;
 use crate::download::{default_cache_dir, HfSource};
 use crate::limits::{LimitArgs, Limits};
+use crate::response_store::ResponseStoreConfig;
 use crate::state::{ReasoningFields, ResidencyLimits};
 
 /// The model served when `--model` is not given; `make model` fetches it.

@@ -297,3 +297,21 @@ fn chat_templates_are_read_and_compiled_at_start_up() {
     .to_string();
     assert!(err.contains("each entry"), "{err}");
 }
+
+#[test]
+fn responses_store_table() {
+    let path = write(
+        "responses.toml",
+        "model = \"a.gguf\"\n[responses]\nmax_entries = 5\nttl_secs = 60\n",
+    );
+    let cfg = resolve_file(&path).unwrap();
+    assert_eq!(cfg.responses.max_entries, 5);
+    assert_eq!(cfg.responses.ttl_secs, 60);
+    assert_eq!(
+        cfg.responses.max_bytes,
+        crate::response_store::ResponseStoreConfig::default().max_bytes
+    );
+    let bad = write("responses-bad.toml", "[responses]\nmax_entrys = 5\n");
+    let err = resolve_file(&bad).unwrap_err().to_string();
+    assert!(err.contains("max_entrys"), "{err}");
+}

@@ -27,7 +27,7 @@ pub enum ApiError {
         message: String,
         param: Option<String>,
     },
-    #[error("Unknown request URL: {method} {path}. Please check the URL for typos; this server implements /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /tokenize and /detokenize.")]
+    #[error("Unknown request URL: {method} {path}. Please check the URL for typos; this server implements /v1/chat/completions, /v1/completions, /v1/responses, /v1/messages, /v1/embeddings, /v1/models, /tokenize and /detokenize.")]
     RouteNotFound { method: String, path: String },
     #[error("Method {method} is not allowed for {path}.")]
     MethodNotAllowed { method: String, path: String },
@@ -95,9 +95,11 @@ impl ApiError {
             ApiError::RouteNotFound { .. } => {
                 ("invalid_request_error", None, Some("unknown_url".into()))
             }
-            ApiError::NotFound { param, .. } => {
-                ("invalid_request_error", param.clone(), Some("not_found".into()))
-            }
+            ApiError::NotFound { param, .. } => (
+                "invalid_request_error",
+                param.clone(),
+                Some("not_found".into()),
+            ),
             ApiError::MethodNotAllowed { .. } => (
                 "invalid_request_error",
                 None,

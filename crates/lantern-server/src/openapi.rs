@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{chat, completions, embeddings, health, models, tokenize};
+use crate::routes::{chat, completions, embeddings, health, messages, models, responses, tokenize};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,12 @@ use crate::routes::{chat, completions, embeddings, health, models, tokenize};
     paths(
         chat::chat_completions,
         completions::completions,
+        responses::create,
+        responses::retrieve,
+        responses::delete,
+        responses::input_items,
+        messages::create,
+        messages::count_tokens,
         embeddings::embeddings,
         tokenize::tokenize,
         tokenize::detokenize,
@@ -30,6 +36,8 @@ use crate::routes::{chat, completions, embeddings, health, models, tokenize};
     tags(
         (name = "chat", description = "Chat completions"),
         (name = "completions", description = "Legacy text completions"),
+        (name = "responses", description = "The OpenAI Responses API, with stored conversations"),
+        (name = "anthropic", description = "Anthropic's Messages API"),
         (name = "embeddings", description = "Embeddings"),
         (name = "tokens", description = "Tokenization with the model's vocabulary"),
         (name = "models", description = "Served models"),

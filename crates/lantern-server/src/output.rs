@@ -253,7 +253,11 @@ impl ChoiceState {
 
     /// The choice ended: the parsers' last output. The finish reason as the API says it is
     /// then in [`Self::finished`].
-    pub fn finish(&mut self, reason: lantern_engine::FinishReason, usage: TokenUsage) -> ChoiceDelta {
+    pub fn finish(
+        &mut self,
+        reason: lantern_engine::FinishReason,
+        usage: TokenUsage,
+    ) -> ChoiceDelta {
         if let Some(t) = &self.timer {
             t.finished(&usage);
         }

@@ -154,6 +154,9 @@ mod tests {
         let kept = (0..50)
             .filter(|i| store.get(&format!("resp_{i}")).is_some())
             .count();
-        assert!(kept <= 5, "{kept} entries of ~2.6 kB kept under a 10 kB bound");
+        assert!(
+            kept <= 5,
+            "{kept} entries of ~2.6 kB kept under a 10 kB bound"
+        );
     }
 }

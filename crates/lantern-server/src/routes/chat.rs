@@ -115,9 +115,16 @@ impl<'s> ChatJob<'s> {
         req.validate()?;
         state.request_limits.check_chat(req)?;
         let fields = req.sampling();
-        let (entry, key) = prelude(state, headers, endpoint, &req.model, raw, CHAT_FIELDS, &fields)?;
-        let logprobs =
-            (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0) as u32);
+        let (entry, key) = prelude(
+            state,
+            headers,
+            endpoint,
+            &req.model,
+            raw,
+            CHAT_FIELDS,
+            &fields,
+        )?;
+        let logprobs = (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0) as u32);
         let prompt = chat_prompt(req);
         let may_call =
             !prompt.tools.is_empty() && prompt.tool_choice != lantern_engine::ToolChoice::None;
@@ -350,7 +357,12 @@ impl ChunkFormat for ChatFormat {
     }
 
     fn finish(&mut self, index: u32, choice: &FinishedChoice, out: &mut Vec<Frame>) {
-        let chunk = self.one(index, ChatDelta::default(), None, Some(choice.finish_reason));
+        let chunk = self.one(
+            index,
+            ChatDelta::default(),
+            None,
+            Some(choice.finish_reason),
+        );
         out.push(Frame::data(chunk));
     }
 

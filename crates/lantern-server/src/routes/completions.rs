@@ -1,7 +1,6 @@
 //! `POST /v1/completions` (legacy text completions), including several prompts and several
 //! choices per prompt in one request.
 
-
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -100,14 +99,11 @@ pub async fn completions(
         })
         .collect();
     let meta = ResponseMeta::new("cmpl", &req.model);
-    let stream = req.is_stream().then(|| {
-        let format = CompletionFormat {
-            meta: meta.clone(),
-            offsets: starts.clone(),
-            echoes: echoes.clone(),
-            include_usage: req.include_usage(),
-        };
-        format
+    let stream = req.is_stream().then(|| CompletionFormat {
+        meta: meta.clone(),
+        offsets: starts.clone(),
+        echoes: echoes.clone(),
+        include_usage: req.include_usage(),
     });
     respond(
         &state,
@@ -200,7 +196,12 @@ impl ChunkFormat for CompletionFormat {
     fn delta(&mut self, index: u32, delta: ChoiceDelta, out: &mut Vec<Frame>) {
         let logprobs = (!delta.logprobs.is_empty())
             .then(|| completion_logprobs(&delta.logprobs, &mut self.offsets[index as usize]));
-        out.push(Frame::data(self.choice(index, delta.content, logprobs, None)));
+        out.push(Frame::data(self.choice(
+            index,
+            delta.content,
+            logprobs,
+            None,
+        )));
     }
 
     fn finish(&mut self, index: u32, choice: &FinishedChoice, out: &mut Vec<Frame>) {

@@ -119,8 +119,7 @@ pub async fn count_tokens(
 pub async fn anthropic_errors(request: Request, next: Next) -> Response {
     let anthropic = request.uri().path().starts_with("/v1/messages");
     let response = next.run(request).await;
-    if !anthropic || !(response.status().is_client_error() || response.status().is_server_error())
-    {
+    if !anthropic || !(response.status().is_client_error() || response.status().is_server_error()) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -201,13 +200,17 @@ fn push_turn(
                 if b.get("is_error") == Some(&Value::Bool(true)) {
                     text = format!("Error: {text}");
                 }
-                out.push(json!({"role": "tool", "tool_call_id": field("tool_use_id"), "content": text}));
+                out.push(
+                    json!({"role": "tool", "tool_call_id": field("tool_use_id"), "content": text}),
+                );
             }
             // Earlier thinking is not shown again (templates drop it).
             (Some("thinking" | "redacted_thinking"), "assistant") => {}
             (other, _) => {
                 return Err(invalid(
-                    format!("content blocks of type {other:?} are not supported in {role} messages here"),
+                    format!(
+                    "content blocks of type {other:?} are not supported in {role} messages here"
+                ),
                     format!("{at}.type"),
                 ))
             }
@@ -245,12 +248,18 @@ fn tool_choice(req: &MessagesRequest) -> Result<Option<Value>, ApiError> {
 }
 
 /// `thinking` and `output_config` as chat fields.
-fn thinking_and_output(req: &MessagesRequest, body: &mut Map<String, Value>) -> Result<(), ApiError> {
+fn thinking_and_output(
+    req: &MessagesRequest,
+    body: &mut Map<String, Value>,
+) -> Result<(), ApiError> {
     if let Some(thinking) = req.thinking.as_ref().filter(|t| !t.is_null()) {
         match thinking.get("type").and_then(Value::as_str) {
             // `budget_tokens` is advisory here, as max_tokens bounds the whole answer.
             Some("enabled" | "adaptive") => {
-                body.insert("chat_template_kwargs".into(), json!({"enable_thinking": true}));
+                body.insert(
+                    "chat_template_kwargs".into(),
+                    json!({"enable_thinking": true}),
+                );
             }
             Some("disabled") => {
                 body.insert("reasoning_effort".into(), json!("none"));
@@ -285,7 +294,12 @@ fn thinking_and_output(req: &MessagesRequest, body: &mut Map<String, Value>) -> 
                     ))
                 }
             },
-            _ => return Err(invalid("Extra inputs are not permitted", format!("output_config.{key}"))),
+            _ => {
+                return Err(invalid(
+                    "Extra inputs are not permitted",
+                    format!("output_config.{key}"),
+                ))
+            }
         }
     }
     Ok(())
@@ -319,7 +333,10 @@ fn to_chat(
                 format!("tools.{i}.type"),
             ));
         }
-        let schema = t.input_schema.clone().unwrap_or_else(|| json!({"type": "object"}));
+        let schema = t
+            .input_schema
+            .clone()
+            .unwrap_or_else(|| json!({"type": "object"}));
         tools.push(json!({"type": "function", "function": {
             "name": t.name, "description": t.description, "parameters": schema}}));
     }
@@ -344,7 +361,12 @@ fn to_chat(
             fields.insert("tool_choice".into(), choice);
         }
     }
-    if req.tool_choice.as_ref().and_then(|c| c.disable_parallel_tool_use) == Some(true) {
+    if req
+        .tool_choice
+        .as_ref()
+        .and_then(|c| c.disable_parallel_tool_use)
+        == Some(true)
+    {
         fields.insert("parallel_tool_calls".into(), json!(false));
     }
     thinking_and_output(req, fields)?;

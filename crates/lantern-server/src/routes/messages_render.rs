@@ -14,10 +14,7 @@ use crate::sse::{ChunkFormat, Frame};
 
 /// Anthropic's tool ids look like `toolu_…`; the engine's calls are named `call_…`.
 fn tool_id(call_id: &str) -> String {
-    format!(
-        "toolu_{}",
-        call_id.strip_prefix("call_").unwrap_or(call_id)
-    )
+    format!("toolu_{}", call_id.strip_prefix("call_").unwrap_or(call_id))
 }
 
 fn usage(u: &TokenUsage) -> AnthropicUsage {
@@ -34,10 +31,7 @@ fn stop(c: &FinishedChoice, stops: &[String]) -> (String, Option<String>) {
     match (c.finish_reason, c.stop_sequence) {
         (FinishReason::ToolCalls, _) => ("tool_use".into(), None),
         (FinishReason::Length, _) => ("max_tokens".into(), None),
-        (FinishReason::Stop, Some(i)) => (
-            "stop_sequence".into(),
-            stops.get(i as usize).cloned(),
-        ),
+        (FinishReason::Stop, Some(i)) => ("stop_sequence".into(), stops.get(i as usize).cloned()),
         (FinishReason::Stop, None) => ("end_turn".into(), None),
     }
 }
@@ -142,7 +136,10 @@ impl AnthropicFormat {
     }
 
     fn block_delta(index: u32, delta: Value) -> Frame {
-        Self::event("content_block_delta", json!({"index": index, "delta": delta}))
+        Self::event(
+            "content_block_delta",
+            json!({"index": index, "delta": delta}),
+        )
     }
 }
 
@@ -173,12 +170,16 @@ impl ChunkFormat for AnthropicFormat {
         for piece in d.tool_calls {
             if let (Some(name), Some(id)) = (&piece.name, &piece.id) {
                 self.stop_open(out);
-                let start = json!({"type": "tool_use", "id": tool_id(id), "name": name, "input": {}});
+                let start =
+                    json!({"type": "tool_use", "id": tool_id(id), "name": name, "input": {}});
                 self.block(Block::ToolUse(piece.index), start, out);
             }
             match self.open {
-                Some((Block::ToolUse(i), index)) if i == piece.index && !piece.arguments.is_empty() => {
-                    let delta = json!({"type": "input_json_delta", "partial_json": piece.arguments});
+                Some((Block::ToolUse(i), index))
+                    if i == piece.index && !piece.arguments.is_empty() =>
+                {
+                    let delta =
+                        json!({"type": "input_json_delta", "partial_json": piece.arguments});
                     out.push(Self::block_delta(index, delta));
                 }
                 _ => {}
@@ -243,9 +244,15 @@ mod tests {
         let m = message("m", &finished(FinishReason::Stop, Some(1)), &stops);
         assert_eq!(m.stop_reason.as_deref(), Some("stop_sequence"));
         assert_eq!(m.stop_sequence.as_deref(), Some("STOP"));
-        assert_eq!((m.usage.input_tokens, m.usage.cache_read_input_tokens), (6, 4));
+        assert_eq!(
+            (m.usage.input_tokens, m.usage.cache_read_input_tokens),
+            (6, 4)
+        );
         let m = message("m", &finished(FinishReason::Stop, None), &stops);
-        assert_eq!((m.stop_reason.as_deref(), m.stop_sequence), (Some("end_turn"), None));
+        assert_eq!(
+            (m.stop_reason.as_deref(), m.stop_sequence),
+            (Some("end_turn"), None)
+        );
         let m = message("m", &finished(FinishReason::Length, None), &stops);
         assert_eq!(m.stop_reason.as_deref(), Some("max_tokens"));
     }
@@ -259,23 +266,78 @@ mod tests {
         let mut f = AnthropicFormat::new("m", Vec::new());
         let mut out = Vec::new();
         f.opening(0, 10, &mut out);
-        f.delta(0, ChoiceDelta { reasoning: "think".into(), ..Default::default() }, &mut out);
-        f.delta(0, ChoiceDelta { content: "a".into(), ..Default::default() }, &mut out);
-        f.delta(0, ChoiceDelta { content: "b".into(), ..Default::default() }, &mut out);
-        let call = ToolCallPiece { index: 0, id: Some("call_x".into()), name: Some("f".into()), arguments: "{\"a\"".into() };
-        f.delta(0, ChoiceDelta { tool_calls: vec![call], ..Default::default() }, &mut out);
-        let more = ToolCallPiece { index: 0, id: None, name: None, arguments: ":1}".into() };
-        f.delta(0, ChoiceDelta { tool_calls: vec![more], ..Default::default() }, &mut out);
+        f.delta(
+            0,
+            ChoiceDelta {
+                reasoning: "think".into(),
+                ..Default::default()
+            },
+            &mut out,
+        );
+        f.delta(
+            0,
+            ChoiceDelta {
+                content: "a".into(),
+                ..Default::default()
+            },
+            &mut out,
+        );
+        f.delta(
+            0,
+            ChoiceDelta {
+                content: "b".into(),
+                ..Default::default()
+            },
+            &mut out,
+        );
+        let call = ToolCallPiece {
+            index: 0,
+            id: Some("call_x".into()),
+            name: Some("f".into()),
+            arguments: "{\"a\"".into(),
+        };
+        f.delta(
+            0,
+            ChoiceDelta {
+                tool_calls: vec![call],
+                ..Default::default()
+            },
+            &mut out,
+        );
+        let more = ToolCallPiece {
+            index: 0,
+            id: None,
+            name: None,
+            arguments: ":1}".into(),
+        };
+        f.delta(
+            0,
+            ChoiceDelta {
+                tool_calls: vec![more],
+                ..Default::default()
+            },
+            &mut out,
+        );
         f.finish(0, &finished(FinishReason::ToolCalls, None), &mut out);
         f.close(&[], &mut out);
         assert_eq!(
             names(&out),
             [
-                "message_start", "ping",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "message_delta", "message_stop",
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
             ]
         );
         let tool_start: Value = serde_json::from_str(&out[9].data).unwrap();

@@ -10,6 +10,7 @@ pub mod messages;
 mod messages_render;
 pub mod models;
 pub mod responses;
+mod responses_input;
 mod responses_render;
 pub mod tokenize;
 
@@ -122,13 +123,9 @@ pub(crate) async fn respond<F: ChunkFormat>(
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         let replay = hit.iter().map(RawChoice::replay).collect();
         let response = match stream {
-            Some(format) => sse_response(
-                format,
-                replay,
-                logprobs,
-                None,
-                state.lifecycle.cut_signal(),
-            ),
+            Some(format) => {
+                sse_response(format, replay, logprobs, None, state.lifecycle.cut_signal())
+            }
             None => render(collect_all(replay, logprobs).await?.0),
         };
         crate::metrics::cache_result("hit");

@@ -9,8 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lantern_api::chat::ChatCompletionRequest;
 use lantern_api::responses::{
-    ContentItem, CreateResponseRequest, DeletedResponse, Item, ItemList, ReasoningText,
-    ResponseInput, ResponseObject, TextFormat,
+    CreateResponseRequest, DeletedResponse, Item, ItemList, ResponseObject, TextFormat,
 };
 use lantern_api::ErrorResponse;
 use serde::Deserialize;
@@ -20,7 +19,8 @@ use crate::error::ApiError;
 use crate::extract::Checked;
 use crate::routes::chat::ChatJob;
 use crate::routes::respond;
-use crate::routes::responses_render::{new_id, ResponseShell, ResponsesFormat};
+use crate::routes::responses_input::{chat_messages, invalid, parse_input, text_field};
+use crate::routes::responses_render::{ResponseShell, ResponsesFormat};
 use crate::state::AppState;
 
 /// Chat parameter names → this API's, for errors found on the chat path.
@@ -43,13 +43,11 @@ const INCLUDES: &[&str] = &[
     "code_interpreter_call.outputs",
 ];
 
-fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
-    ApiError::invalid(message, Some(param.into()))
-}
-
 fn not_found(id: &str, param: Option<&str>) -> ApiError {
     ApiError::NotFound {
-        message: format!("Response with id '{id}' not found (it was never stored, was deleted, or expired)."),
+        message: format!(
+            "Response with id '{id}' not found (it was never stored, was deleted, or expired)."
+        ),
         param: param.map(String::from),
     }
 }
@@ -83,7 +81,10 @@ pub async fn create(
     for (i, what) in req.include.iter().flatten().enumerate() {
         if !INCLUDES.contains(&what.as_str()) {
             return Err(invalid(
-                format!("Unsupported include value '{what}'. Supported: {}.", INCLUDES.join(", ")),
+                format!(
+                    "Unsupported include value '{what}'. Supported: {}.",
+                    INCLUDES.join(", ")
+                ),
                 format!("include[{i}]"),
             ));
         }
@@ -142,7 +143,10 @@ pub async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ResponseObject>, ApiError> {
-    let stored = state.responses.get(&id).ok_or_else(|| not_found(&id, None))?;
+    let stored = state
+        .responses
+        .get(&id)
+        .ok_or_else(|| not_found(&id, None))?;
     Ok(Json(stored.response.clone()))
 }
 
@@ -194,7 +198,10 @@ pub async fn input_items(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ItemList>, ApiError> {
-    let stored = state.responses.get(&id).ok_or_else(|| not_found(&id, None))?;
+    let stored = state
+        .responses
+        .get(&id)
+        .ok_or_else(|| not_found(&id, None))?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(invalid("'limit' must be between 1 and 100.", "limit"));
@@ -207,7 +214,10 @@ pub async fn input_items(
     }
     if let Some(after) = &q.after {
         let at = items.iter().position(|i| i.id() == after).ok_or_else(|| {
-            invalid(format!("No input item '{after}' in this response."), "after")
+            invalid(
+                format!("No input item '{after}' in this response."),
+                "after",
+            )
         })?;
         items.drain(..=at);
     }
@@ -222,245 +232,14 @@ pub async fn input_items(
     }))
 }
 
-/// `input` as items, each checked, with ids where the client gave none.
-fn parse_input(input: Option<&ResponseInput>) -> Result<Vec<Item>, ApiError> {
-    match input {
-        None => Ok(Vec::new()),
-        Some(ResponseInput::Text(text)) => Ok(vec![Item::Message {
-            id: new_id("msg"),
-            role: "user".into(),
-            content: vec![ContentItem::InputText { text: text.clone() }],
-            status: "completed".into(),
-        }]),
-        Some(ResponseInput::Items(values)) => values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_item(&format!("input[{i}]"), v))
-            .collect(),
-    }
-}
-
-fn text_field(obj: &Map<String, Value>, at: &str, name: &str) -> Result<String, ApiError> {
-    obj.get(name)
-        .and_then(Value::as_str)
-        .map(String::from)
-        .ok_or_else(|| invalid(format!("'{at}.{name}' must be a string."), format!("{at}.{name}")))
-}
-
-fn parse_item(at: &str, value: &Value) -> Result<Item, ApiError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| invalid(format!("'{at}' must be an object."), at))?;
-    let id = |prefix| {
-        obj.get("id")
-            .and_then(Value::as_str)
-            .map_or_else(|| new_id(prefix), String::from)
-    };
-    let status = "completed".to_string();
-    match obj.get("type").and_then(Value::as_str).unwrap_or("message") {
-        "message" => {
-            let role = text_field(obj, at, "role")?;
-            if !["user", "assistant", "system", "developer"].contains(&role.as_str()) {
-                return Err(invalid(
-                    format!("Invalid role '{role}': expected user, assistant, system or developer."),
-                    format!("{at}.role"),
-                ));
-            }
-            let content = match obj.get("content") {
-                Some(Value::String(text)) if role == "assistant" => {
-                    vec![ContentItem::output_text(text.clone(), None)]
-                }
-                Some(Value::String(text)) => vec![ContentItem::InputText { text: text.clone() }],
-                Some(Value::Array(parts)) => parts
-                    .iter()
-                    .enumerate()
-                    .map(|(j, p)| parse_part(&format!("{at}.content[{j}]"), p))
-                    .collect::<Result<_, _>>()?,
-                _ => {
-                    return Err(invalid(
-                        format!("'{at}.content' must be a string or a list of content parts."),
-                        format!("{at}.content"),
-                    ))
-                }
-            };
-            Ok(Item::Message {
-                id: id("msg"),
-                role,
-                content,
-                status,
-            })
-        }
-        "function_call" => Ok(Item::FunctionCall {
-            id: id("fc"),
-            call_id: text_field(obj, at, "call_id")?,
-            name: text_field(obj, at, "name")?,
-            arguments: text_field(obj, at, "arguments")?,
-            status,
-        }),
-        "function_call_output" => {
-            let output = match obj.get("output") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => parts
-                    .iter()
-                    .enumerate()
-                    .map(|(j, p)| {
-                        parse_part(&format!("{at}.output[{j}]"), p).map(|c| c.text().to_string())
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join("\n"),
-                _ => {
-                    return Err(invalid(
-                        format!("'{at}.output' must be a string or a list of text parts."),
-                        format!("{at}.output"),
-                    ))
-                }
-            };
-            Ok(Item::FunctionCallOutput {
-                id: id("fco"),
-                call_id: text_field(obj, at, "call_id")?,
-                output,
-                status,
-            })
-        }
-        // Earlier thinking, handed back: kept in the conversation, not shown to the template.
-        "reasoning" => Ok(Item::Reasoning {
-            id: id("rs"),
-            summary: obj
-                .get("summary")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            content: obj
-                .get("content")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("text").and_then(Value::as_str))
-                .map(|t| ReasoningText::new(t.to_string()))
-                .collect(),
-            encrypted_content: obj
-                .get("encrypted_content")
-                .and_then(Value::as_str)
-                .map(String::from),
-            status,
-        }),
-        "item_reference" => Err(invalid(
-            "Item references are not supported: send the item itself, or continue a stored conversation with 'previous_response_id'.",
-            format!("{at}.type"),
-        )),
-        other => Err(invalid(
-            format!("Input items of type '{other}' are not supported: this server takes message, function_call, function_call_output and reasoning items."),
-            format!("{at}.type"),
-        )),
-    }
-}
-
-fn parse_part(at: &str, part: &Value) -> Result<ContentItem, ApiError> {
-    let obj = part
-        .as_object()
-        .ok_or_else(|| invalid(format!("'{at}' must be an object."), at))?;
-    match obj.get("type").and_then(Value::as_str) {
-        Some("input_text") => Ok(ContentItem::InputText {
-            text: text_field(obj, at, "text")?,
-        }),
-        Some("output_text") => Ok(ContentItem::output_text(text_field(obj, at, "text")?, None)),
-        Some("refusal") => Ok(ContentItem::Refusal {
-            refusal: text_field(obj, at, "refusal")?,
-        }),
-        Some(kind @ ("input_image" | "input_file" | "input_audio")) => Err(invalid(
-            format!("Content of type '{kind}' is not supported: this server's models read text only."),
-            format!("{at}.type"),
-        )),
-        other => Err(invalid(
-            format!("Unknown content type {other:?}: expected input_text, output_text or refusal."),
-            format!("{at}.type"),
-        )),
-    }
-}
-
-/// The conversation as chat messages: calls join the assistant turn before them, outputs
-/// become `tool` messages, reasoning is left to the template (which drops earlier thinking).
-fn chat_messages(instructions: Option<&str>, items: &[Item]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::with_capacity(items.len() + 1);
-    if let Some(text) = instructions {
-        out.push(json!({"role": "system", "content": text}));
-    }
-    for item in items {
-        match item {
-            Item::Message { role, content, .. } => {
-                let text: Vec<&str> = content.iter().map(ContentItem::text).collect();
-                out.push(json!({"role": role, "content": text.join("\n")}));
-            }
-            Item::FunctionCall {
-                call_id,
-                name,
-                arguments,
-                ..
-            } => {
-                let call = json!({"id": call_id, "type": "function",
-                    "function": {"name": name, "arguments": arguments}});
-                match out.last_mut() {
-                    Some(last) if last["role"] == "assistant" => {
-                        match last.get_mut("tool_calls").and_then(Value::as_array_mut) {
-                            Some(calls) => calls.push(call),
-                            None => last["tool_calls"] = json!([call]),
-                        }
-                    }
-                    _ => out.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
-                }
-            }
-            Item::FunctionCallOutput {
-                call_id, output, ..
-            } => out.push(json!({"role": "tool", "tool_call_id": call_id, "content": output})),
-            Item::Reasoning { .. } => {}
-        }
-    }
-    out
-}
-
-/// Function tools as chat tools, and the chat `tool_choice`. Built-in tools are refused,
-/// unless the request can never call them (`tool_choice: "none"`, or `allowed_tools` that
-/// leaves them out), as the API documents those choices.
-fn chat_tools(req: &CreateResponseRequest) -> Result<(Vec<Value>, Value), ApiError> {
-    let mut allowed: Option<Vec<String>> = None;
-    let choice = match &req.tool_choice {
-        None => json!("auto"),
+/// The chat `tool_choice`, and the function names `allowed_tools` permits (none: all).
+fn tool_choice(choice: Option<&Value>) -> Result<(Value, Option<Vec<String>>), ApiError> {
+    let o = match choice {
+        None => return Ok((json!("auto"), None)),
         Some(Value::String(mode)) if ["none", "auto", "required"].contains(&mode.as_str()) => {
-            json!(mode)
+            return Ok((json!(mode), None))
         }
-        Some(Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
-            Some("function") => {
-                let name = text_field(o, "tool_choice", "name")?;
-                json!({"type": "function", "function": {"name": name}})
-            }
-            Some("allowed_tools") => {
-                let mut names = Vec::new();
-                for (k, t) in o.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                    let at = format!("tool_choice.tools[{k}]");
-                    match t.get("type").and_then(Value::as_str) {
-                        Some("function") => names.push(
-                            t.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                        ),
-                        other => return Err(invalid(
-                            format!("Built-in tool {other:?} is not available on this server: only function tools run here."),
-                            format!("{at}.type"),
-                        )),
-                    }
-                }
-                allowed = Some(names);
-                match o.get("mode").and_then(Value::as_str) {
-                    Some("required") => json!("required"),
-                    None | Some("auto") => json!("auto"),
-                    Some(_) => return Err(invalid("'tool_choice.mode' must be 'auto' or 'required'.", "tool_choice.mode")),
-                }
-            }
-            other => {
-                return Err(invalid(
-                    format!("tool_choice {other:?} names a built-in tool, which this server does not run."),
-                    "tool_choice",
-                ))
-            }
-        },
+        Some(Value::Object(o)) => o,
         Some(_) => {
             return Err(invalid(
                 "'tool_choice' must be 'none', 'auto', 'required' or an object.",
@@ -468,6 +247,51 @@ fn chat_tools(req: &CreateResponseRequest) -> Result<(Vec<Value>, Value), ApiErr
             ))
         }
     };
+    match o.get("type").and_then(Value::as_str) {
+        Some("function") => {
+            let name = text_field(o, "tool_choice", "name")?;
+            Ok((
+                json!({"type": "function", "function": {"name": name}}),
+                None,
+            ))
+        }
+        Some("allowed_tools") => {
+            let listed = o.get("tools").and_then(Value::as_array);
+            let mut names = Vec::new();
+            for (k, t) in listed.into_iter().flatten().enumerate() {
+                if t.get("type").and_then(Value::as_str) != Some("function") {
+                    return Err(invalid(
+                        "Built-in tools are not available on this server: only function tools run here.",
+                        format!("tool_choice.tools[{k}].type"),
+                    ));
+                }
+                let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                names.push(name.to_string());
+            }
+            let mode = match o.get("mode").and_then(Value::as_str) {
+                Some("required") => json!("required"),
+                None | Some("auto") => json!("auto"),
+                Some(_) => {
+                    return Err(invalid(
+                        "'tool_choice.mode' must be 'auto' or 'required'.",
+                        "tool_choice.mode",
+                    ))
+                }
+            };
+            Ok((mode, Some(names)))
+        }
+        other => Err(invalid(
+            format!("tool_choice {other:?} names a built-in tool, which this server does not run."),
+            "tool_choice",
+        )),
+    }
+}
+
+/// Function tools as chat tools, and the chat `tool_choice`. Built-in tools are refused,
+/// unless the request can never call them (`tool_choice: "none"`, or `allowed_tools` that
+/// leaves them out), as the API documents those choices.
+fn chat_tools(req: &CreateResponseRequest) -> Result<(Vec<Value>, Value), ApiError> {
+    let (choice, allowed) = tool_choice(req.tool_choice.as_ref())?;
     let never_called = choice == "none";
     let mut tools = Vec::new();
     for (i, tool) in req.tools.iter().flatten().enumerate() {
@@ -495,7 +319,10 @@ fn chat_tools(req: &CreateResponseRequest) -> Result<(Vec<Value>, Value), ApiErr
             }
         }
         if !function.contains_key("name") {
-            return Err(invalid("A function tool needs a 'name'.", format!("tools[{i}].name")));
+            return Err(invalid(
+                "A function tool needs a 'name'.",
+                format!("tools[{i}].name"),
+            ));
         }
         tools.push(json!({"type": "function", "function": function}));
     }
@@ -510,11 +337,17 @@ fn to_chat(
 ) -> Result<(ChatCompletionRequest, Value), ApiError> {
     let messages = chat_messages(req.instructions.as_deref(), conversation);
     if messages.is_empty() {
-        return Err(invalid("'input' is required (or 'previous_response_id' with 'instructions').", "input"));
+        return Err(invalid(
+            "'input' is required (or 'previous_response_id' with 'instructions').",
+            "input",
+        ));
     }
     if let Some(v) = req.text.as_ref().and_then(|t| t.verbosity.as_deref()) {
         if v != "medium" {
-            return Err(invalid("'text.verbosity' other than \"medium\" is not supported by local models.", "text.verbosity"));
+            return Err(invalid(
+                "'text.verbosity' other than \"medium\" is not supported by local models.",
+                "text.verbosity",
+            ));
         }
     }
     let (tools, tool_choice) = chat_tools(req)?;
@@ -547,7 +380,10 @@ fn to_chat(
         extra.insert("tools".into(), json!(tools));
         extra.insert("tool_choice".into(), tool_choice);
     } else if tool_choice == "required" {
-        return Err(invalid("tool_choice 'required' needs function tools.", "tool_choice"));
+        return Err(invalid(
+            "tool_choice 'required' needs function tools.",
+            "tool_choice",
+        ));
     }
     if !response_format.is_null() {
         extra.insert("response_format".into(), response_format);

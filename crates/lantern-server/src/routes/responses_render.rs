@@ -219,7 +219,9 @@ impl ResponsesFormat {
             json!({"output_index": index, "item": item}),
         ));
         let part = match kind {
-            Open::Message => json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []}),
+            Open::Message => {
+                json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+            }
             Open::Reasoning => json!({"type": "reasoning_text", "text": ""}),
             Open::Call(_) => return,
         };
@@ -255,7 +257,9 @@ impl ResponsesFormat {
                 String::new(),
                 self.shell.logprobs.then(Vec::new),
             )),
-            Some(Item::Reasoning { content, .. }) => content.push(ReasoningText::new(String::new())),
+            Some(Item::Reasoning { content, .. }) => {
+                content.push(ReasoningText::new(String::new()))
+            }
             _ => {}
         }
     }
@@ -270,30 +274,63 @@ impl ResponsesFormat {
         let item = &mut self.output[index];
         let mut events = Vec::new();
         match (kind, &mut *item) {
-            (Open::Message, Item::Message { content, status: s, .. }) => {
+            (
+                Open::Message,
+                Item::Message {
+                    content, status: s, ..
+                },
+            ) => {
                 *s = status.into();
-                let part = content.first().cloned().unwrap_or_else(|| ContentItem::output_text(String::new(), None));
+                let part = content
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| ContentItem::output_text(String::new(), None));
                 let logprobs = match &part {
-                    ContentItem::OutputText { logprobs, .. } => json!(logprobs.clone().unwrap_or_default()),
+                    ContentItem::OutputText { logprobs, .. } => {
+                        json!(logprobs.clone().unwrap_or_default())
+                    }
                     _ => json!([]),
                 };
-                events.push(("response.output_text.done", json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "text": part.text(), "logprobs": logprobs})));
-                events.push(("response.content_part.done", json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "part": part})));
+                events.push((
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": index,
+                    "content_index": 0, "text": part.text(), "logprobs": logprobs}),
+                ));
+                events.push((
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index,
+                    "content_index": 0, "part": part}),
+                ));
             }
             (Open::Reasoning, Item::Reasoning { content, .. }) => {
                 let text = content.first().map(|c| c.text.clone()).unwrap_or_default();
-                events.push(("response.reasoning_text.done", json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "text": text})));
-                events.push(("response.content_part.done", json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "part": {"type": "reasoning_text", "text": text}})));
+                events.push((
+                    "response.reasoning_text.done",
+                    json!({"item_id": id, "output_index": index,
+                    "content_index": 0, "text": text}),
+                ));
+                events.push((
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index,
+                    "content_index": 0, "part": {"type": "reasoning_text", "text": text}}),
+                ));
                 *item = shell.reasoning_item(id.clone(), text, "completed");
             }
-            (Open::Call(_), Item::FunctionCall { arguments, name, status: s, .. }) => {
+            (
+                Open::Call(_),
+                Item::FunctionCall {
+                    arguments,
+                    name,
+                    status: s,
+                    ..
+                },
+            ) => {
                 *s = "completed".into();
-                events.push(("response.function_call_arguments.done", json!({"item_id": id,
-                    "output_index": index, "name": name, "arguments": arguments})));
+                events.push((
+                    "response.function_call_arguments.done",
+                    json!({"item_id": id,
+                    "output_index": index, "name": name, "arguments": arguments}),
+                ));
             }
             _ => {}
         }
@@ -310,7 +347,12 @@ impl ResponsesFormat {
     fn append(&mut self, text: &str, logprobs: &[lantern_engine::TokenLogprob]) {
         match self.output.last_mut() {
             Some(Item::Message { content, .. }) => {
-                if let Some(ContentItem::OutputText { text: t, logprobs: l, .. }) = content.first_mut() {
+                if let Some(ContentItem::OutputText {
+                    text: t,
+                    logprobs: l,
+                    ..
+                }) = content.first_mut()
+                {
                     t.push_str(text);
                     if let Some(l) = l {
                         l.extend(chat_logprobs(logprobs).content.unwrap_or_default());
@@ -339,18 +381,27 @@ impl ChunkFormat for ResponsesFormat {
             self.ensure(Open::Reasoning, out);
             self.append(&d.reasoning, &[]);
             let (id, index) = self.last();
-            out.push(self.event("response.reasoning_text.delta", json!({"item_id": id,
-                "output_index": index, "content_index": 0, "delta": d.reasoning})));
+            out.push(self.event(
+                "response.reasoning_text.delta",
+                json!({"item_id": id,
+                "output_index": index, "content_index": 0, "delta": d.reasoning}),
+            ));
         }
         if !d.content.is_empty() {
             self.ensure(Open::Message, out);
-            let logprobs: &[lantern_engine::TokenLogprob] =
-                if self.shell.logprobs { &d.logprobs } else { &[] };
+            let logprobs: &[lantern_engine::TokenLogprob] = if self.shell.logprobs {
+                &d.logprobs
+            } else {
+                &[]
+            };
             self.append(&d.content, logprobs);
             let lp = chat_logprobs(logprobs).content.unwrap_or_default();
             let (id, index) = self.last();
-            out.push(self.event("response.output_text.delta", json!({"item_id": id,
-                "output_index": index, "content_index": 0, "delta": d.content, "logprobs": lp})));
+            out.push(self.event(
+                "response.output_text.delta",
+                json!({"item_id": id,
+                "output_index": index, "content_index": 0, "delta": d.content, "logprobs": lp}),
+            ));
         }
         for piece in d.tool_calls {
             if let (Some(name), Some(call_id)) = (piece.name, piece.id) {
@@ -370,8 +421,11 @@ impl ChunkFormat for ResponsesFormat {
                 arguments.push_str(&piece.arguments);
             }
             let (id, index) = self.last();
-            out.push(self.event("response.function_call_arguments.delta", json!({"item_id": id,
-                "output_index": index, "delta": piece.arguments})));
+            out.push(self.event(
+                "response.function_call_arguments.delta",
+                json!({"item_id": id,
+                "output_index": index, "delta": piece.arguments}),
+            ));
         }
     }
 

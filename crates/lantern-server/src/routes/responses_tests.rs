@@ -64,7 +64,10 @@ fn function_tools_and_text_format_translate() {
         chat["response_format"]["json_schema"]["schema"],
         json!({"type": "object"})
     );
-    assert_eq!((chat["logprobs"].clone(), chat["top_logprobs"].clone()), (json!(true), json!(2)));
+    assert_eq!(
+        (chat["logprobs"].clone(), chat["top_logprobs"].clone()),
+        (json!(true), json!(2))
+    );
 }
 
 #[test]
@@ -72,7 +75,10 @@ fn built_in_tools_are_refused_unless_they_cannot_be_called() {
     let web = json!([{"type": "function", "name": "f"}, {"type": "web_search"}]);
     let req = request(json!({"input": "x", "tools": web}));
     let items = parse_input(req.input.as_ref()).unwrap();
-    assert_eq!(param(to_chat(&req, &items).unwrap_err()), Some("tools[1].type".into()));
+    assert_eq!(
+        param(to_chat(&req, &items).unwrap_err()),
+        Some("tools[1].type".into())
+    );
     let none = chat_of(json!({"input": "x", "tools": web, "tool_choice": "none"}));
     assert_eq!(none["tools"].as_array().unwrap().len(), 1);
     let allowed = chat_of(json!({"input": "x", "tools": web, "tool_choice":
@@ -84,14 +90,20 @@ fn built_in_tools_are_refused_unless_they_cannot_be_called() {
 #[test]
 fn unsupported_items_and_parts_are_named() {
     let cases = [
-        (json!([{"type": "item_reference", "id": "x"}]), "input[0].type"),
+        (
+            json!([{"type": "item_reference", "id": "x"}]),
+            "input[0].type",
+        ),
         (json!([{"type": "computer_call"}]), "input[0].type"),
         (
             json!([{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}]),
             "input[0].content[0].type",
         ),
         (json!([{"role": "wizard", "content": "x"}]), "input[0].role"),
-        (json!([{"type": "function_call", "name": "f"}]), "input[0].call_id"),
+        (
+            json!([{"type": "function_call", "name": "f"}]),
+            "input[0].call_id",
+        ),
     ];
     for (input, expected) in cases {
         let req = request(json!({"input": input}));
