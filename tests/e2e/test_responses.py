@@ -264,3 +264,12 @@ def test_response_cache_serves_a_repeat(cached_client):
     assert (first.headers["x-lantern-cache"], again.headers["x-lantern-cache"]) == ("miss", "hit")
     a, b = first.parse(), again.parse()
     assert a.output_text == b.output_text and a.id != b.id
+
+
+def test_a_streamed_response_is_stored_as_completed(server, client):
+    events = raw_events(server, input="What is 2+2?", temperature=0, max_output_tokens=64)
+    final = events[-1]["response"]
+    assert events[-1]["type"] == "response.completed"
+    got = client.responses.retrieve(final["id"])
+    assert got.status == "completed" and got.output_text == final["output"][0]["content"][0]["text"]
+    assert [o.id for o in got.output] == [o["id"] for o in final["output"]]

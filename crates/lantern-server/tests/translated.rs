@@ -85,6 +85,21 @@ async fn messages_errors_are_anthropic_envelopes() {
         assert_eq!(v["error"]["type"], kind, "{out}");
         assert!(v["error"]["message"].as_str().unwrap().len() > 5);
     }
+    // A model still loading is Anthropic's 529 overloaded_error.
+    let body =
+        json!({"model": "fake", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, out) = send(
+        app_with(vec![], false, false),
+        "POST",
+        "/v1/messages",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 529, "{out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["error"]["type"],
+        "overloaded_error"
+    );
     // Other routes keep OpenAI's envelope.
     let (_, _, out) = send(app(), "POST", "/v1/responses", "{not json").await;
     assert!(serde_json::from_str::<Value>(&out).unwrap()["error"]["message"].is_string());

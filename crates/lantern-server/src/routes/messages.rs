@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -50,7 +50,7 @@ fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
         (status = 401, description = "Missing or wrong API key (`x-api-key`)", body = AnthropicError),
         (status = 404, description = "Unknown model", body = AnthropicError),
         (status = 429, description = "The model's queue is full (max_queue)", body = AnthropicError),
-        (status = 529, description = "Overloaded (reported as 503: model loading or the server shutting down)", body = AnthropicError),
+        (status = 529, description = "Overloaded: the model is loading or the server shutting down", body = AnthropicError),
     )
 )]
 pub async fn create(
@@ -115,7 +115,8 @@ pub async fn count_tokens(
 }
 
 /// Rewrites the OpenAI error envelope of any failed `/v1/messages` request (the handler's,
-/// the key check's, the router's) into Anthropic's, keeping status and headers.
+/// the key check's, the router's) into Anthropic's, keeping the headers and the status (but
+/// 503, which becomes Anthropic's 529 `overloaded_error`).
 pub async fn anthropic_errors(request: Request, next: Next) -> Response {
     let anthropic = request.uri().path().starts_with("/v1/messages");
     let response = next.run(request).await;
@@ -130,6 +131,10 @@ pub async fn anthropic_errors(request: Request, next: Next) -> Response {
         .map(|e| e.error.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
     let envelope = AnthropicError::for_status(parts.status.as_u16(), message);
+    // Anthropic says "overloaded" with 529, which its clients retry.
+    if parts.status == StatusCode::SERVICE_UNAVAILABLE {
+        parts.status = StatusCode::from_u16(529).expect("529 is a valid status");
+    }
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
