@@ -20,7 +20,11 @@ COMP = {"model": MODEL_ID, "prompt": "hi", "max_tokens": 2}
 EMB = {"model": MODEL_ID, "input": "hi"}
 LONG = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Tell a long story."}],
         "max_tokens": 1500, "ignore_eos": True, "stream": True}
-EXEMPT = {("post", "/v1/chat/completions", "500"), ("post", "/v1/completions", "500")}
+RESP = {"model": MODEL_ID, "input": "hi", "max_output_tokens": 2}
+MSG = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+COUNT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}]}
+EXEMPT = {("post", "/v1/chat/completions", "500"), ("post", "/v1/completions", "500"),
+          ("post", "/v1/responses", "500"), ("post", "/v1/messages", "500")}
 BIG = "x" * 5000
 
 
@@ -46,6 +50,17 @@ def post(s, path, body, headers=KEY, **kw):
 
 def get(s, path, headers=KEY):
     return requests.get(s.base + path, headers=headers)
+
+
+def delete(s, path, headers=KEY):
+    return requests.delete(s.base + path, headers=headers)
+
+
+def stored(s):
+    """The id of a freshly stored response."""
+    r = post(s, "/v1/responses", RESP)
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
 
 
 RECIPES = {
@@ -77,12 +92,39 @@ RECIPES = {
     ("get", "/v1/models/{id}", "200"): lambda s: get(s, f"/v1/models/{MODEL_ID}"),
     ("get", "/v1/models/{id}", "401"): lambda s: get(s, f"/v1/models/{MODEL_ID}", headers={}),
     ("get", "/v1/models/{id}", "404"): lambda s: get(s, "/v1/models/nope"),
+    ("post", "/v1/responses", "200"): lambda s: post(s, "/v1/responses", RESP),
+    ("post", "/v1/responses", "400"): lambda s: post(s, "/v1/responses", {**RESP, "truncation": "auto"}),
+    ("post", "/v1/responses", "401"): lambda s: post(s, "/v1/responses", RESP, headers={}),
+    ("post", "/v1/responses", "404"): lambda s: post(s, "/v1/responses", {**RESP, "previous_response_id": "resp_x"}),
+    ("post", "/v1/responses", "413"): lambda s: post(s, "/v1/responses", {**RESP, "input": BIG}),
+    ("get", "/v1/responses/{id}", "200"): lambda s: get(s, f"/v1/responses/{stored(s)}"),
+    ("get", "/v1/responses/{id}", "401"): lambda s: get(s, "/v1/responses/resp_x", headers={}),
+    ("get", "/v1/responses/{id}", "404"): lambda s: get(s, "/v1/responses/resp_x"),
+    ("delete", "/v1/responses/{id}", "200"): lambda s: delete(s, f"/v1/responses/{stored(s)}"),
+    ("delete", "/v1/responses/{id}", "401"): lambda s: delete(s, "/v1/responses/resp_x", headers={}),
+    ("delete", "/v1/responses/{id}", "404"): lambda s: delete(s, "/v1/responses/resp_x"),
+    ("get", "/v1/responses/{id}/input_items", "200"): lambda s: get(s, f"/v1/responses/{stored(s)}/input_items"),
+    ("get", "/v1/responses/{id}/input_items", "400"): lambda s: get(s, f"/v1/responses/{stored(s)}/input_items?limit=0"),
+    ("get", "/v1/responses/{id}/input_items", "401"): lambda s: get(s, "/v1/responses/resp_x/input_items", headers={}),
+    ("get", "/v1/responses/{id}/input_items", "404"): lambda s: get(s, "/v1/responses/resp_x/input_items"),
+    ("post", "/v1/messages", "200"): lambda s: post(s, "/v1/messages", MSG),
+    ("post", "/v1/messages", "400"): lambda s: post(s, "/v1/messages", {**MSG, "max_tokens": None}),
+    ("post", "/v1/messages", "401"): lambda s: post(s, "/v1/messages", MSG, headers={"x-api-key": "wrong"}),
+    ("post", "/v1/messages", "404"): lambda s: post(s, "/v1/messages", {**MSG, "model": "x"}),
+    ("post", "/v1/messages", "413"): lambda s: post(s, "/v1/messages", {**MSG, "system": BIG}),
+    ("post", "/v1/messages/count_tokens", "200"): lambda s: post(s, "/v1/messages/count_tokens", COUNT),
+    ("post", "/v1/messages/count_tokens", "400"): lambda s: post(s, "/v1/messages/count_tokens", {**COUNT, "max_tokens": 5}),
+    ("post", "/v1/messages/count_tokens", "401"): lambda s: post(s, "/v1/messages/count_tokens", COUNT, headers={}),
+    ("post", "/v1/messages/count_tokens", "404"): lambda s: post(s, "/v1/messages/count_tokens", {**COUNT, "model": "x"}),
+    ("post", "/v1/messages/count_tokens", "413"): lambda s: post(s, "/v1/messages/count_tokens", {**COUNT, "system": BIG}),
     ("get", "/health", "200"): lambda s: get(s, "/health", headers={}),
     ("get", "/metrics", "200"): lambda s: get(s, "/metrics", headers={}),
 }
 # Need the queue full, or the server draining: run in the tests below.
 SPECIAL = {("post", "/v1/chat/completions", "429"), ("post", "/v1/completions", "429"),
+           ("post", "/v1/responses", "429"), ("post", "/v1/messages", "429"),
            ("post", "/v1/chat/completions", "503"), ("post", "/v1/completions", "503"),
+           ("post", "/v1/responses", "503"), ("post", "/v1/messages", "529"),
            ("post", "/v1/embeddings", "503"), ("get", "/health", "503")}
 
 
@@ -122,7 +164,8 @@ def test_a_full_queue_is_429(srv):
     waiting.start()
     time.sleep(0.5)
     try:
-        for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", COMP)):
+        for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", COMP),
+                           ("/v1/responses", RESP), ("/v1/messages", MSG)):
             r = post(srv, path, body)
             assert r.status_code == 429, r.text
             assert r.headers["retry-after"] == "1"
@@ -140,10 +183,14 @@ def test_draining_is_503(srv):
     srv.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     assert get(srv, "/health", headers={}).status_code == 503
-    for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", COMP), ("/v1/embeddings", EMB)):
+    for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", COMP), ("/v1/embeddings", EMB),
+                       ("/v1/responses", RESP)):
         r = post(srv, path, body)
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "server_shutting_down"
+    # Anthropic's clients know "overloaded" as 529.
+    r = post(srv, "/v1/messages", MSG)
+    assert r.status_code == 529 and r.json()["error"]["type"] == "overloaded_error", r.text
     srv.proc.kill()
     srv.proc.wait()
     srv.log.close()

@@ -32,6 +32,8 @@ pub enum EngineError {
     /// Constrained decoding could not go on (the grammar allows no token, or rejected one).
     #[error("structured output failed: {0}")]
     Grammar(String),
+    #[error("quantization failed: {0}")]
+    Quantize(String),
     #[error("the inference worker has stopped")]
     WorkerGone,
     #[error("The server is busy: {outstanding} requests are running or queued for this model (limit {limit}). Retry shortly.")]

@@ -24,8 +24,8 @@ pub use backend::{
 pub use chat_template::{ChatTemplate, ChatTurn, TemplateCaps};
 pub use error::EngineError;
 pub use llama::{
-    check_model_file, default_threads, estimate_memory, EngineConfig, LlamaEngine,
-    DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL,
+    check_model_file, default_threads, estimate_memory, quantize, EngineConfig, LlamaEngine,
+    QuantType, DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL, QUANT_TYPES,
 };
 pub use request::{
     ChatPrompt, Delta, Event, FinishReason, GenerateRequest, Grammar, Prompt, SamplingParams,

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod output;
+pub mod quantize;
 pub mod response_store;
 mod routes;
 pub mod serve;

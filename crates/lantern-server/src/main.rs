@@ -34,6 +34,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document (YAML) generated from the code
     Openapi,
+    /// Quantize a GGUF model to another level (llama.cpp's quantizer), e.g. an F16 GGUF to q4_k_m
+    Quantize(lantern_server::quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,13 @@ fn main() -> ExitCode {
             print!("{}", lantern_server::openapi::yaml());
             ExitCode::SUCCESS
         }
+        Command::Quantize(args) => match lantern_server::quantize::run(&args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(message),
+        },
         Command::Serve(args) => {
             if let Err(message) = init_tracing(&args) {
                 return fail(message);

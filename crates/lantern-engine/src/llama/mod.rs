@@ -7,8 +7,10 @@ mod literal;
 mod load;
 mod memory;
 mod prepare;
+mod quantize;
 pub use load::check_model_file;
 pub use memory::estimate_memory;
+pub use quantize::{quantize, QuantType, QUANT_TYPES};
 mod runtime;
 mod worker;
 

@@ -49,7 +49,9 @@ fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
         (status = 400, description = "Invalid request (Anthropic's envelope: `{type: \"error\", error: {type, message}}`)", body = AnthropicError),
         (status = 401, description = "Missing or wrong API key (`x-api-key`)", body = AnthropicError),
         (status = 404, description = "Unknown model", body = AnthropicError),
+        (status = 413, description = "Body too large", body = AnthropicError),
         (status = 429, description = "The model's queue is full (max_queue)", body = AnthropicError),
+        (status = 500, description = "Inference failed", body = AnthropicError),
         (status = 529, description = "Overloaded: the model is loading or the server shutting down", body = AnthropicError),
     )
 )]
@@ -87,7 +89,9 @@ pub async fn create(
     responses(
         (status = 200, description = "The prompt's token count: system, messages and tools, as the chat template renders them", body = CountTokensResponse),
         (status = 400, description = "Invalid request", body = AnthropicError),
+        (status = 401, description = "Missing or wrong API key (`x-api-key`)", body = AnthropicError),
         (status = 404, description = "Unknown model", body = AnthropicError),
+        (status = 413, description = "Body too large", body = AnthropicError),
     )
 )]
 pub async fn count_tokens(

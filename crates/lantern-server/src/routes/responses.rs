@@ -63,7 +63,9 @@ fn not_found(id: &str, param: Option<&str>) -> ApiError {
         (status = 400, description = "Invalid request, or a field or tool type this server refuses (named in `param`)", body = ErrorResponse),
         (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown model, or an unknown `previous_response_id`", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
         (status = 429, description = "The model's queue is full (max_queue)", body = ErrorResponse),
+        (status = 500, description = "Inference failed", body = ErrorResponse),
         (status = 503, description = "Model loading, or the server shutting down", body = ErrorResponse),
     )
 )]
@@ -137,6 +139,7 @@ pub async fn create(
     params(("id" = String, Path, description = "The response id (`resp_…`)")),
     responses(
         (status = 200, description = "The stored response", body = ResponseObject),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown, deleted or expired id", body = ErrorResponse),
     ))]
 pub async fn retrieve(
@@ -155,6 +158,7 @@ pub async fn retrieve(
     params(("id" = String, Path, description = "The response id (`resp_…`)")),
     responses(
         (status = 200, description = "Deleted", body = DeletedResponse),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown, deleted or expired id", body = ErrorResponse),
     ))]
 pub async fn delete(
@@ -191,6 +195,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "The input items, newest first unless `order=asc`", body = ItemList),
         (status = 400, description = "Invalid `limit` or `order`", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong API key (when keys are configured)", body = ErrorResponse),
         (status = 404, description = "Unknown, deleted or expired id", body = ErrorResponse),
     ))]
 pub async fn input_items(
