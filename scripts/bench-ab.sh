@@ -19,14 +19,8 @@ mkdir -p "$OUT"
 results=$OUT/ab.jsonl
 : > "$results"
 
-wait_ready() {
-  for _ in $(seq 1 300); do
-    curl -fs "$1/health" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "server at $1 did not become ready" >&2
-  return 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 # One server at a time, so the two never share the two cores.
 run() { # name binary concurrency requests

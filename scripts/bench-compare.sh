@@ -22,14 +22,8 @@ mkdir -p "$OUT"
 results=$OUT/results.jsonl
 : > "$results"
 
-wait_ready() {
-  for _ in $(seq 1 300); do
-    curl -fs "$1/health" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "server at $1 did not become ready" >&2
-  return 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 "$LANTERN" serve --port 18080 --threads "$THREADS" --parallel "$SLOTS" --ctx-size "$CTX" \
   >"$OUT/lantern.log" 2>&1 &

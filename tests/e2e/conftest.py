@@ -7,6 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import json
+
 import openai
 import pytest
 import requests
@@ -15,6 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "target" / "release" / "lantern"
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ID = "smollm2-135m-instruct.q4_1"
+
+# ChatML with a thinking switch, as Qwen3's and SmolLM3's templates have. The default template
+# does not think; this one opens `<think>` unless `enable_thinking` is false.
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
+    "{% else %}<think>\n{% endif %}{% endif %}"
+)
 
 
 def concurrently(n: int, call):
@@ -99,3 +110,30 @@ def single_slot_server(tmp_path):
     s = Server("--parallel", "1", "--ctx-size", "4096", tmp=tmp_path)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def thinking(tmp_path_factory):
+    """A server whose chat template thinks (THINKING_TEMPLATE)."""
+    tmp = tmp_path_factory.mktemp("thinking")
+    (tmp / "thinking.jinja").write_text(THINKING_TEMPLATE)
+    s = Server("--chat-template-file", str(tmp / "thinking.jinja"), tmp=tmp)
+    yield s
+    s.stop()
+
+
+def named_events(response) -> list[dict]:
+    """The data of each event of a streamed response whose events are named (`event:` before
+    `data:`, as the Responses and Anthropic streams send them), checking each name matches the
+    data's `type`. Every data line is JSON: such streams end without `[DONE]`."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events, name = [], None
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            data = json.loads(line[len("data: "):])
+            assert data["type"] == name
+            events.append(data)
+    return events

@@ -10,8 +10,7 @@ import jsonschema
 import pytest
 import requests
 
-from conftest import MODEL_ID, Server
-from test_reasoning import THINKING_TEMPLATE
+from conftest import MODEL_ID, Server, named_events
 from test_tools import WEATHER
 
 ASK = [{"role": "user", "content": "What is 2+2?"}]
@@ -78,16 +77,7 @@ def test_stream_helpers_assemble_the_same_message(ac):
 def raw_events(server, **body):
     r = requests.post(server.base + "/v1/messages", stream=True, headers=NO_CACHE,
                       json={"model": MODEL_ID, "stream": True, **body}, timeout=60)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events, name = [], None
-    for line in r.iter_lines(decode_unicode=True):
-        if line.startswith("event: "):
-            name = line[len("event: "):]
-        elif line.startswith("data: "):
-            data = json.loads(line[len("data: "):])
-            assert data["type"] == name
-            events.append(data)
-    return events
+    return named_events(r)
 
 
 def test_raw_stream_event_order(server):
@@ -173,15 +163,6 @@ def test_x_api_key_is_accepted(tmp_path):
         assert e.value.body["error"]["type"] == "authentication_error"
     finally:
         s.stop()
-
-
-@pytest.fixture(scope="module")
-def thinking(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("thinking")
-    (tmp / "thinking.jinja").write_text(THINKING_TEMPLATE)
-    s = Server("--chat-template-file", str(tmp / "thinking.jinja"), tmp=tmp)
-    yield s
-    s.stop()
 
 
 def test_thinking_blocks_where_the_template_thinks(thinking):

@@ -5,25 +5,9 @@ answer reasoning, split out of `content`; `reasoning_effort: "none"` and the tem
 import pytest
 import requests
 
-from conftest import MODEL_ID, Server
+from conftest import MODEL_ID, THINKING_TEMPLATE, Server
 
-# ChatML with a thinking switch, as Qwen3's and SmolLM3's templates have.
-THINKING_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
-    "{% else %}<think>\n{% endif %}{% endif %}"
-)
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def thinking(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("thinking")
-    (tmp / "thinking.jinja").write_text(THINKING_TEMPLATE)
-    s = Server("--chat-template-file", str(tmp / "thinking.jinja"), tmp=tmp)
-    yield s
-    s.stop()
 
 
 def chat(server, **body):

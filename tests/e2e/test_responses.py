@@ -10,11 +10,11 @@ import openai
 import pytest
 import requests
 
-from conftest import MODEL_ID, Server
-from test_reasoning import THINKING_TEMPLATE
+from conftest import MODEL_ID, named_events
 from test_tools import WEATHER
 
 ASK = "What is the capital of France?"
+NO_CACHE = {"Cache-Control": "no-cache"}
 TOOL = {"type": "function", "name": "get_weather", "description": "Current weather in a city",
         "parameters": WEATHER, "strict": True}
 
@@ -78,18 +78,9 @@ def test_stream_helper_assembles_the_same_text(client):
 
 
 def raw_events(server, **body):
-    r = requests.post(server.base + "/v1/responses", stream=True, headers={"Cache-Control": "no-cache"},
+    r = requests.post(server.base + "/v1/responses", stream=True, headers=NO_CACHE,
                       json={"model": MODEL_ID, "stream": True, **body}, timeout=60)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events, name = [], None
-    for line in r.iter_lines(decode_unicode=True):
-        if line.startswith("event: "):
-            name = line[len("event: "):]
-        elif line.startswith("data: "):
-            data = json.loads(line[len("data: "):])  # no [DONE]: every data line is JSON
-            assert data["type"] == name
-            events.append(data)
-    return events
+    return named_events(r)
 
 
 def test_raw_stream_events_in_order_with_sequence_numbers(server):
@@ -228,15 +219,6 @@ def test_logprobs_on_output_text(client):
     assert len(lp) == r.usage.output_tokens
     assert "".join(t.token for t in lp) == r.output_text
     assert all(len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token for t in lp)
-
-
-@pytest.fixture(scope="module")
-def thinking(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("thinking")
-    (tmp / "thinking.jinja").write_text(THINKING_TEMPLATE)
-    s = Server("--chat-template-file", str(tmp / "thinking.jinja"), tmp=tmp)
-    yield s
-    s.stop()
 
 
 def test_thinking_template_gives_a_reasoning_item(thinking):

@@ -43,6 +43,12 @@ pub struct MessagesRequest {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// Request body of `POST /v1/messages/count_tokens`: a messages request whose fields are
+/// checked against the count's own list (no sampling fields, no `max_tokens`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CountTokensRequest(pub MessagesRequest);
+
 /// `system`: a string or text blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]

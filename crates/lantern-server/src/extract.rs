@@ -9,10 +9,10 @@ use lantern_api::chat::ChatCompletionRequest;
 use lantern_api::completions::CompletionRequest;
 use lantern_api::embeddings::EmbeddingRequest;
 use lantern_api::fields::{
-    check_fields, FieldClass, CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, MESSAGES_FIELDS,
-    RESPONSES_FIELDS,
+    check_fields, FieldClass, CHAT_FIELDS, COMPLETION_FIELDS, COUNT_TOKENS_FIELDS,
+    EMBEDDING_FIELDS, MESSAGES_FIELDS, RESPONSES_FIELDS,
 };
-use lantern_api::messages::MessagesRequest;
+use lantern_api::messages::{CountTokensRequest, MessagesRequest};
 use lantern_api::responses::CreateResponseRequest;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -52,6 +52,10 @@ impl Endpoint for CreateResponseRequest {
 
 impl Endpoint for MessagesRequest {
     const FIELDS: &'static [(&'static str, FieldClass)] = MESSAGES_FIELDS;
+}
+
+impl Endpoint for CountTokensRequest {
+    const FIELDS: &'static [(&'static str, FieldClass)] = COUNT_TOKENS_FIELDS;
 }
 
 impl<T: Endpoint> FromRequest<AppState> for Checked<T> {
@@ -114,7 +118,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Deserializes a parsed body, reporting the failing field as `param`.
-pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         field_error(&path, err.into_inner().to_string())

@@ -62,6 +62,25 @@ fn item_bytes(item: &Item) -> usize {
     }
 }
 
+/// A response to keep once it has finished (`store: true`), with the conversation it saw.
+pub struct PendingStore {
+    store: ResponseStore,
+    input: Vec<Item>,
+}
+
+impl PendingStore {
+    pub fn new(store: ResponseStore, input: Vec<Item>) -> Self {
+        PendingStore { store, input }
+    }
+
+    pub fn keep(self, response: &ResponseObject) {
+        self.store.insert(StoredResponse {
+            response: response.clone(),
+            input: self.input,
+        });
+    }
+}
+
 #[derive(Clone)]
 pub struct ResponseStore {
     cache: Cache<String, Arc<StoredResponse>>,

@@ -102,9 +102,19 @@ pub trait ChunkFormat: Send + 'static {
     fn error(&mut self, error: &ApiError) -> Frame;
 }
 
-/// The chat and completions terminator.
-pub fn done_frame() -> Frame {
-    Frame::data("[DONE]".into())
+/// How a chat or completions stream ends: with `include_usage`, a chunk (`usage_chunk`) for
+/// the usage of all choices; then `[DONE]`.
+pub fn usage_and_done(
+    include_usage: bool,
+    choices: &[&FinishedChoice],
+    usage_chunk: impl FnOnce(lantern_api::Usage) -> String,
+    out: &mut Vec<Frame>,
+) {
+    if include_usage {
+        let usage = crate::output::total_usage(choices.iter().map(|c| (c.prompt, &c.usage)));
+        out.push(Frame::data(usage_chunk(usage)));
+    }
+    out.push(Frame::data("[DONE]".into()));
 }
 
 /// An OpenAI error envelope as a bare `data:` event.

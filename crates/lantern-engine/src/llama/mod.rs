@@ -275,6 +275,34 @@ impl LlamaEngine {
     }
 
     /// Checks what depends on the model: `n` within the slots, bias tokens in the vocabulary.
+    /// Template, tokenization and grammar, on the blocking pool (see `prepare`).
+    async fn prepare_blocking(
+        &self,
+        prompt: Prompt,
+        answer: Option<crate::Grammar>,
+    ) -> Result<prepare::Prepared, EngineError> {
+        let (model, template, grammar, facts) = (
+            self.model.clone(),
+            self.template.clone(),
+            self.grammar.clone(),
+            self.facts.clone(),
+        );
+        let literal = !self.config.parse_special_in_content;
+        tokio::task::spawn_blocking(move || {
+            prepare(
+                &model,
+                &template,
+                &grammar,
+                &facts,
+                prompt,
+                answer.as_ref(),
+                literal,
+            )
+        })
+        .await
+        .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))?
+    }
+
     fn check(&self, request: &GenerateRequest) -> Result<(), EngineError> {
         if self.info.embeddings_only {
             return Err(EngineError::InvalidRequest {
@@ -405,12 +433,6 @@ impl Backend for LlamaEngine {
             Prompt::Chat(_) => "messages",
             _ => "prompt",
         };
-        let (model, template, grammar, facts) = (
-            self.model.clone(),
-            self.template.clone(),
-            self.grammar.clone(),
-            self.facts.clone(),
-        );
         let GenerateRequest {
             prompt,
             sampling,
@@ -422,20 +444,7 @@ impl Backend for LlamaEngine {
             grammar: answer,
             deadline,
         } = request;
-        let literal = !self.config.parse_special_in_content;
-        let prepared = tokio::task::spawn_blocking(move || {
-            prepare(
-                &model,
-                &template,
-                &grammar,
-                &facts,
-                prompt,
-                answer.as_ref(),
-                literal,
-            )
-        })
-        .await
-        .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;
+        let prepared = self.prepare_blocking(prompt, answer).await?;
         let limit = self.info.n_ctx_per_seq;
         // At least one position must remain for the first generated token.
         if prepared.tokens.len() as u32 >= limit {
@@ -493,19 +502,7 @@ impl Backend for LlamaEngine {
     }
 
     async fn count_tokens(&self, prompt: Prompt) -> Result<u32, EngineError> {
-        let (model, template, grammar, facts) = (
-            self.model.clone(),
-            self.template.clone(),
-            self.grammar.clone(),
-            self.facts.clone(),
-        );
-        let literal = !self.config.parse_special_in_content;
-        let prepared = tokio::task::spawn_blocking(move || {
-            prepare(&model, &template, &grammar, &facts, prompt, None, literal)
-        })
-        .await
-        .map_err(|e| EngineError::Template(format!("prompt preparation panicked: {e}")))??;
-        Ok(prepared.tokens.len() as u32)
+        Ok(self.prepare_blocking(prompt, None).await?.tokens.len() as u32)
     }
 
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, EngineError> {

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::extract::Checked;
 use crate::output::{total_usage, ChoiceDelta, FinishedChoice};
 use crate::routes::{generate_request, prelude, respond};
-use crate::sse::{done_frame, envelope_frame, ChunkFormat, Frame, ResponseMeta};
+use crate::sse::{envelope_frame, usage_and_done, ChunkFormat, Frame, ResponseMeta};
 use crate::state::AppState;
 use crate::wire::completion_logprobs;
 
@@ -210,11 +210,8 @@ impl ChunkFormat for CompletionFormat {
     }
 
     fn close(&mut self, choices: &[&FinishedChoice], out: &mut Vec<Frame>) {
-        if self.include_usage {
-            let usage = total_usage(choices.iter().map(|c| (c.prompt, &c.usage)));
-            out.push(Frame::data(self.chunk(Vec::new(), Some(usage))));
-        }
-        out.push(done_frame());
+        let chunk = |usage| self.chunk(Vec::new(), Some(usage));
+        usage_and_done(self.include_usage, choices, chunk, out);
     }
 
     fn error(&mut self, error: &ApiError) -> Frame {

@@ -10,17 +10,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lantern_api::chat::ChatCompletionRequest;
-use lantern_api::fields::{check_fields, COUNT_TOKENS_FIELDS};
 use lantern_api::messages::{
-    AnthropicError, CountTokensResponse, InputContent, MessageResponse, MessagesRequest,
-    SystemPrompt,
+    AnthropicError, CountTokensRequest, CountTokensResponse, InputContent, MessageResponse,
+    MessagesRequest, SystemPrompt,
 };
 use lantern_api::ErrorResponse;
 use lantern_engine::Prompt;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Checked, JsonBody};
+use crate::extract::Checked;
 use crate::routes::chat::{chat_prompt, ChatJob};
 use crate::routes::messages_render::{message, AnthropicFormat};
 use crate::routes::respond;
@@ -96,16 +95,11 @@ pub async fn create(
 )]
 pub async fn count_tokens(
     State(state): State<AppState>,
-    JsonBody(raw): JsonBody<Value>,
+    Checked {
+        req: CountTokensRequest(req),
+        raw: _,
+    }: Checked<CountTokensRequest>,
 ) -> Result<Json<CountTokensResponse>, ApiError> {
-    let Value::Object(map) = &raw else {
-        return Err(ApiError::invalid(
-            "The request body must be a JSON object.",
-            None,
-        ));
-    };
-    check_fields(map, COUNT_TOKENS_FIELDS)?;
-    let req: MessagesRequest = crate::extract::from_value(raw)?;
     let (chat, _) = to_chat(&req, false)?;
     chat.validate()
         .map_err(|e| ApiError::from(e).rename_param(RENAMES))?;

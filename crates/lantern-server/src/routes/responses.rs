@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::extract::Checked;
+use crate::response_store::PendingStore;
 use crate::routes::chat::ChatJob;
 use crate::routes::respond;
 use crate::routes::responses_input::{chat_messages, invalid, parse_input, text_field};
@@ -109,9 +110,13 @@ pub async fn create(
     let job = ChatJob::new(&state, &headers, "responses", &chat, &raw)
         .map_err(|e| e.rename_param(RENAMES))?;
     let shell = ResponseShell::new(&req, job.logprobs.is_some());
-    let store = req.store().then(|| (state.responses.clone(), conversation));
-    let format = ResponsesFormat::new(shell.clone(), store.clone());
-    let stream = req.is_stream().then_some(format);
+    // Kept by whichever renders the finished response: the stream, or the JSON body.
+    let mut pending = req
+        .store()
+        .then(|| PendingStore::new(state.responses.clone(), conversation));
+    let stream = req
+        .is_stream()
+        .then(|| ResponsesFormat::new(shell.clone(), pending.take()));
     respond(
         &state,
         job.entry,
@@ -121,11 +126,8 @@ pub async fn create(
         stream,
         move |done| {
             let object = shell.finished(&done[0]);
-            if let Some((responses, input)) = store {
-                responses.insert(crate::response_store::StoredResponse {
-                    response: object.clone(),
-                    input,
-                });
+            if let Some(p) = pending {
+                p.keep(&object);
             }
             Json(object).into_response()
         },

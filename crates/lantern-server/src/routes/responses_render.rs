@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::output::{ChoiceDelta, FinishedChoice};
-use crate::response_store::{ResponseStore, StoredResponse};
+use crate::response_store::PendingStore;
 use crate::sse::{ChunkFormat, Frame};
 use crate::wire::chat_logprobs;
 
@@ -29,9 +29,35 @@ pub fn new_id(prefix: &str) -> String {
 pub struct ResponseShell {
     object: ResponseObject,
     logprobs: bool,
+    reasoning: ReasoningOut,
+}
+
+/// What a reasoning item carries besides its text.
+#[derive(Debug, Clone, Copy)]
+struct ReasoningOut {
     /// `reasoning.summary` was asked for: the reasoning text is its own summary.
     summary: bool,
-    encrypted_reasoning: bool,
+    /// `include: ["reasoning.encrypted_content"]`.
+    encrypted: bool,
+}
+
+impl ReasoningOut {
+    fn item(self, id: String, text: String, status: &str) -> Item {
+        let summary = if self.summary && !text.is_empty() {
+            vec![json!({"type": "summary_text", "text": text})]
+        } else {
+            Vec::new()
+        };
+        Item::Reasoning {
+            id,
+            summary,
+            encrypted_content: self
+                .encrypted
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&text)),
+            content: vec![ReasoningText::new(text)],
+            status: status.into(),
+        }
+    }
 }
 
 impl ResponseShell {
@@ -72,8 +98,10 @@ impl ResponseShell {
         ResponseShell {
             object,
             logprobs,
-            summary,
-            encrypted_reasoning: req.includes("reasoning.encrypted_content"),
+            reasoning: ReasoningOut {
+                summary,
+                encrypted: req.includes("reasoning.encrypted_content"),
+            },
         }
     }
 
@@ -94,7 +122,10 @@ impl ResponseShell {
     pub fn finished(&self, c: &FinishedChoice) -> ResponseObject {
         let mut output = Vec::new();
         if !c.reasoning.is_empty() {
-            output.push(self.reasoning_item(new_id("rs"), c.reasoning.clone(), "completed"));
+            let item = self
+                .reasoning
+                .item(new_id("rs"), c.reasoning.clone(), "completed");
+            output.push(item);
         }
         let status = item_status(c);
         if c.content().is_some() {
@@ -119,23 +150,6 @@ impl ResponseShell {
             });
         }
         self.with(Some(c), output)
-    }
-
-    fn reasoning_item(&self, id: String, text: String, status: &str) -> Item {
-        let summary = if self.summary && !text.is_empty() {
-            vec![json!({"type": "summary_text", "text": text})]
-        } else {
-            Vec::new()
-        };
-        Item::Reasoning {
-            id,
-            summary,
-            encrypted_content: self
-                .encrypted_reasoning
-                .then(|| base64::engine::general_purpose::STANDARD.encode(&text)),
-            content: vec![ReasoningText::new(text)],
-            status: status.into(),
-        }
     }
 }
 
@@ -178,12 +192,12 @@ pub struct ResponsesFormat {
     seq: u64,
     output: Vec<Item>,
     open: Option<Open>,
-    /// Where the finished response goes, with the conversation it was given.
-    store: Option<(ResponseStore, Vec<Item>)>,
+    /// Where the finished response goes (`store: true`).
+    store: Option<PendingStore>,
 }
 
 impl ResponsesFormat {
-    pub fn new(shell: ResponseShell, store: Option<(ResponseStore, Vec<Item>)>) -> Self {
+    pub fn new(shell: ResponseShell, store: Option<PendingStore>) -> Self {
         ResponsesFormat {
             shell,
             seq: 0,
@@ -270,7 +284,7 @@ impl ResponsesFormat {
             return;
         };
         let (id, index) = self.last();
-        let shell = self.shell.clone();
+        let reasoning = self.shell.reasoning;
         let item = &mut self.output[index];
         let mut events = Vec::new();
         match (kind, &mut *item) {
@@ -314,7 +328,7 @@ impl ResponsesFormat {
                     json!({"item_id": id, "output_index": index,
                     "content_index": 0, "part": {"type": "reasoning_text", "text": text}}),
                 ));
-                *item = shell.reasoning_item(id.clone(), text, "completed");
+                *item = reasoning.item(id.clone(), text, "completed");
             }
             (
                 Open::Call(_),
@@ -442,11 +456,8 @@ impl ChunkFormat for ResponsesFormat {
             return;
         };
         let object = self.shell.with(Some(choice), self.output.clone());
-        if let Some((store, input)) = self.store.take() {
-            store.insert(StoredResponse {
-                response: object.clone(),
-                input,
-            });
+        if let Some(pending) = self.store.take() {
+            pending.keep(&object);
         }
         let name = if object.status == "incomplete" {
             "response.incomplete"
