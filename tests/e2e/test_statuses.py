@@ -3,7 +3,9 @@ per (operation, status), and the recipes cover the document exactly. A 500 ("inf
 failed") cannot be caused on purpose with a healthy engine; the HTTP tests in
 crates/lantern-server/tests/http.rs reach it with a failing one."""
 
+import itertools
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +14,10 @@ import pytest
 import requests
 import yaml
 
-from conftest import MODEL_ID, ROOT, Server
+from conftest import MODEL, MODEL_ID, ROOT, Server
+
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+import make_lora  # noqa: E402
 
 KEY = {"Authorization": "Bearer sk-status"}
 CHAT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -39,6 +44,8 @@ def srv(tmp_path_factory):
     (tmp / "lantern.toml").write_text("max_queue = 1\n")
     s = Server("--config", str(tmp / "lantern.toml"), "--api-key", "sk-status", "--max-body-bytes", "4096",
                "--parallel", "1", "--ctx-size", "2048", tmp=tmp)
+    s.adapter = tmp / "adapter.gguf"
+    make_lora.write(MODEL, s.adapter)
     yield s
     if s.proc.poll() is None:
         s.stop()
@@ -61,6 +68,41 @@ def stored(s):
     r = post(s, "/v1/responses", RESP)
     assert r.status_code == 200, r.text
     return r.json()["id"]
+
+
+NAMES = (f"a{i}" for i in itertools.count())
+
+
+def load_adapter(s, name=None):
+    """Loads the test adapter under a fresh name (or `name`)."""
+    return post(s, "/v1/lora-adapters", {"model": MODEL_ID, "name": name or next(NAMES),
+                                         "path": str(s.adapter)})
+
+
+def unload_adapter(s):
+    name = load_adapter(s).json()["name"]
+    return delete(s, f"/v1/lora-adapters/{MODEL_ID}/{name}")
+
+
+def adapter_in_use(s):
+    """DELETE while a stream runs under the adapter."""
+    name = load_adapter(s).json()["name"]
+    started, stop = threading.Event(), threading.Event()
+    body = {**LONG, "model": f"{MODEL_ID}:{name}"}
+    t = threading.Thread(target=long_stream, args=(s, started, stop, body), daemon=True)
+    t.start()
+    assert started.wait(30)
+    try:
+        return delete(s, f"/v1/lora-adapters/{MODEL_ID}/{name}")
+    finally:
+        stop.set()
+        t.join(30)
+
+
+def adapter_twice(s):
+    name = next(NAMES)
+    assert load_adapter(s, name).status_code == 200
+    return load_adapter(s, name)
 
 
 RECIPES = {
@@ -117,6 +159,17 @@ RECIPES = {
     ("post", "/v1/messages/count_tokens", "401"): lambda s: post(s, "/v1/messages/count_tokens", COUNT, headers={}),
     ("post", "/v1/messages/count_tokens", "404"): lambda s: post(s, "/v1/messages/count_tokens", {**COUNT, "model": "x"}),
     ("post", "/v1/messages/count_tokens", "413"): lambda s: post(s, "/v1/messages/count_tokens", {**COUNT, "system": BIG}),
+    ("get", "/v1/lora-adapters", "200"): lambda s: get(s, "/v1/lora-adapters"),
+    ("get", "/v1/lora-adapters", "401"): lambda s: get(s, "/v1/lora-adapters", headers={}),
+    ("post", "/v1/lora-adapters", "200"): load_adapter,
+    ("post", "/v1/lora-adapters", "400"): lambda s: post(s, "/v1/lora-adapters", {"model": MODEL_ID, "name": "x", "path": str(MODEL)}),
+    ("post", "/v1/lora-adapters", "401"): lambda s: post(s, "/v1/lora-adapters", {}, headers={}),
+    ("post", "/v1/lora-adapters", "404"): lambda s: post(s, "/v1/lora-adapters", {"model": "x", "name": "x", "path": str(s.adapter)}),
+    ("post", "/v1/lora-adapters", "409"): adapter_twice,
+    ("delete", "/v1/lora-adapters/{model}/{name}", "200"): unload_adapter,
+    ("delete", "/v1/lora-adapters/{model}/{name}", "401"): lambda s: delete(s, f"/v1/lora-adapters/{MODEL_ID}/x", headers={}),
+    ("delete", "/v1/lora-adapters/{model}/{name}", "404"): lambda s: delete(s, f"/v1/lora-adapters/{MODEL_ID}/nope"),
+    ("delete", "/v1/lora-adapters/{model}/{name}", "409"): adapter_in_use,
     ("get", "/health", "200"): lambda s: get(s, "/health", headers={}),
     ("get", "/metrics", "200"): lambda s: get(s, "/metrics", headers={}),
 }
@@ -140,11 +193,11 @@ def test_documented_status(srv, case):
         assert r.json()["error"]["message"]
 
 
-def long_stream(s, started, stop=None):
+def long_stream(s, started, stop=None, body=LONG):
     """Holds the only slot with a long stream until `stop` is set (then hangs up), or until
     the server goes away."""
     try:
-        with requests.post(s.base + "/v1/chat/completions", json=LONG, headers=KEY, stream=True) as r:
+        with requests.post(s.base + "/v1/chat/completions", json=body, headers=KEY, stream=True) as r:
             for i, _ in enumerate(r.iter_lines()):
                 if i == 2:
                     started.set()

@@ -16,6 +16,9 @@ pub struct Model {
     /// the next request reloads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// For a LoRA adapter (`BASE:NAME`): the base model's id, as vLLM reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl Model {
@@ -26,6 +29,7 @@ impl Model {
             created,
             owned_by: owned_by.into(),
             status: None,
+            parent: None,
         }
     }
 }
@@ -45,4 +49,51 @@ impl ModelList {
             data,
         }
     }
+}
+
+/// A LoRA adapter served on a model (`GET /v1/lora-adapters`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoraAdapter {
+    /// The model id that selects it: `BASE:NAME`.
+    pub id: String,
+    /// Always `lora_adapter`.
+    pub object: String,
+    /// The base model's id.
+    pub model: String,
+    pub name: String,
+    /// The GGUF adapter file.
+    pub path: String,
+    pub scale: f64,
+    pub aliases: Vec<String>,
+    /// The base model's status: the adapter is applied while the model is `loaded`.
+    pub status: String,
+    /// Requests of this adapter in slots now.
+    pub running: u64,
+    /// Requests of this adapter waiting for a slot.
+    pub waiting: u64,
+    /// Requests served since it was loaded.
+    pub requests: u64,
+}
+
+/// `GET /v1/lora-adapters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoraAdapterList {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<LoraAdapter>,
+}
+
+/// `POST /v1/lora-adapters`: load a GGUF LoRA adapter onto a served model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadLoraAdapterRequest {
+    /// The base model's id (or alias).
+    pub model: String,
+    /// Served as `MODEL:NAME`; letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// A GGUF LoRA adapter file on the server, made for this model.
+    pub path: String,
+    /// Multiplies the adapter's effect (0: the base model's output).
+    #[serde(default)]
+    pub scale: Option<f64>,
 }

@@ -39,6 +39,29 @@ pub struct ModelInfo {
     pub embeddings_only: bool,
 }
 
+/// A LoRA adapter to serve on a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraSpec {
+    /// Its name on the model (served as the model id `BASE:NAME`).
+    pub name: String,
+    /// A GGUF LoRA adapter made for the model.
+    pub path: PathBuf,
+    /// Multiplies the adapter's effect (0: the base model's output).
+    pub scale: f32,
+}
+
+/// A loaded adapter and its traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterInfo {
+    pub spec: LoraSpec,
+    /// Requests of this adapter in slots.
+    pub running: usize,
+    /// Requests of this adapter queued for a slot.
+    pub waiting: usize,
+    /// Requests served since it was loaded.
+    pub requests: u64,
+}
+
 /// One input to embed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbedInput {
@@ -98,6 +121,21 @@ pub trait Backend: Send + Sync + 'static {
     /// Tokens the prompt takes once prepared (chat template, tools), without generating.
     async fn count_tokens(&self, _prompt: crate::Prompt) -> Result<u32, EngineError> {
         Err(unsupported("token counting"))
+    }
+
+    /// The LoRA adapters loaded on this model.
+    fn adapters(&self) -> Vec<AdapterInfo> {
+        Vec::new()
+    }
+
+    /// Loads a LoRA adapter, checked against the model, off the async runtime.
+    async fn load_adapter(&self, _spec: LoraSpec) -> Result<AdapterInfo, EngineError> {
+        Err(unsupported("LoRA adapters"))
+    }
+
+    /// Unloads an adapter no request is using.
+    fn unload_adapter(&self, name: &str) -> Result<(), EngineError> {
+        Err(EngineError::AdapterNotFound { name: name.into() })
     }
 
     /// The model's tokens for `text`.

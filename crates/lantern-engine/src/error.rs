@@ -34,6 +34,12 @@ pub enum EngineError {
     Grammar(String),
     #[error("quantization failed: {0}")]
     Quantize(String),
+    #[error("The model has no LoRA adapter named '{name}'.")]
+    AdapterNotFound { name: String },
+    #[error("A LoRA adapter named '{name}' is already loaded on this model; unload it first.")]
+    AdapterExists { name: String },
+    #[error("The LoRA adapter '{name}' is in use by {requests} running or queued requests; unload it once they finish.")]
+    AdapterInUse { name: String, requests: usize },
     #[error("the inference worker has stopped")]
     WorkerGone,
     #[error("The server is busy: {outstanding} requests are running or queued for this model (limit {limit}). Retry shortly.")]

@@ -19,7 +19,8 @@ mod stop;
 pub mod tools;
 
 pub use backend::{
-    Backend, EmbedInput, Embedding, EngineStats, EventStream, Generation, ModelInfo,
+    AdapterInfo, Backend, EmbedInput, Embedding, EngineStats, EventStream, Generation, LoraSpec,
+    ModelInfo,
 };
 pub use chat_template::{ChatTemplate, ChatTurn, TemplateCaps};
 pub use error::EngineError;

@@ -116,6 +116,8 @@ pub struct GenerateRequest {
     pub grammar: Option<Grammar>,
     /// Generation ends here with [`FinishReason::Deadline`] (the server's max_request_secs).
     pub deadline: Option<std::time::Instant>,
+    /// The LoRA adapter (by name) to generate with; None: the base model.
+    pub adapter: Option<String>,
 }
 
 impl GenerateRequest {
@@ -130,6 +132,7 @@ impl GenerateRequest {
             logprobs: None,
             grammar: None,
             deadline: None,
+            adapter: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::slot::{Active, Fork, Job, TextOut};
+use crate::slot::{Active, AdapterRef, Fork, Job, TextOut};
 use crate::{EngineError, Event, FinishReason, TokenLogprob, TokenUsage, TopLogprob};
 
 /// The model operations the scheduler needs. Tokens and sequence ids are llama.cpp's `i32`s.
@@ -31,6 +31,8 @@ pub(crate) trait Runtime {
     fn copy_seq(&mut self, src: i32, dst: i32);
     fn is_eog(&self, token: i32) -> bool;
     fn token_piece(&self, token: i32, out: &mut Vec<u8>);
+    /// Applies `adapter` (None: the base model) to every sequence of the following decodes.
+    fn set_adapter(&mut self, adapter: Option<&AdapterRef>);
 }
 
 /// The cached tokens of each idle slot (empty while a slot is busy), shared with the router
@@ -73,6 +75,12 @@ pub(crate) struct Scheduler<R: Runtime> {
     slots: Vec<Option<Active>>,
     /// Tokens whose KV each slot holds, at positions 0.., kept after its request ends.
     kv: Vec<Vec<i32>>,
+    /// The adapter key each slot's KV was computed under (0: the base model).
+    kv_adapter: Vec<u32>,
+    /// The adapter key the runtime applies now.
+    applied: u32,
+    /// The adapter group the last batch decoded; groups take turns.
+    turn: u32,
     /// When each slot last finished a request, to reuse the least recently used one.
     last_used: Vec<u64>,
     waiting: VecDeque<Job>,
@@ -93,6 +101,9 @@ impl<R: Runtime> Scheduler<R> {
             cfg,
             slots: (0..cfg.n_slots).map(|_| None).collect(),
             kv: vec![Vec::new(); cfg.n_slots],
+            kv_adapter: vec![0; cfg.n_slots],
+            applied: 0,
+            turn: 0,
             last_used: vec![0; cfg.n_slots],
             waiting: VecDeque::new(),
             admissions: 0,
@@ -198,11 +209,16 @@ impl<R: Runtime> Scheduler<R> {
     /// [`KEEP_FRACTION`] of it, say a system-prompt header of a long conversation) counts as
     /// sharing nothing, so an empty or least recently used slot is taken instead and that
     /// conversation stays cached for its next turn.
-    fn pick_slot(&self, prompt: &[i32]) -> Option<(usize, usize)> {
+    fn pick_slot(&self, prompt: &[i32], adapter: u32) -> Option<(usize, usize)> {
         (0..self.slots.len())
             .filter(|&seq| self.slots[seq].is_none())
             .map(|seq| {
-                let common = common_prefix(&self.kv[seq], prompt);
+                // KV computed under another adapter is worth nothing to this request.
+                let common = if self.kv_adapter[seq] == adapter {
+                    common_prefix(&self.kv[seq], prompt)
+                } else {
+                    0
+                };
                 let worth = common as f32 >= KEEP_FRACTION * self.kv[seq].len() as f32;
                 (seq, common, if worth { common } else { 0 })
             })
@@ -226,7 +242,8 @@ impl<R: Runtime> Scheduler<R> {
 
     fn admit(&mut self) {
         while let Some(job) = self.waiting.front() {
-            let Some((seq, common)) = self.pick_slot(&job.tokens) else {
+            let adapter = job.adapter.as_ref().map_or(0, |(a, _)| a.key);
+            let Some((seq, common)) = self.pick_slot(&job.tokens, adapter) else {
                 return;
             };
             // Every choice of a job starts together; it waits until enough slots are free.
@@ -243,6 +260,7 @@ impl<R: Runtime> Scheduler<R> {
                 reuse = 0;
             }
             self.kv[seq].truncate(reuse);
+            self.kv_adapter[seq] = adapter;
             self.publish(seq, None);
             self.admissions += 1;
             let prompt: Arc<[i32]> = job.tokens.into();
@@ -251,6 +269,14 @@ impl<R: Runtime> Scheduler<R> {
             let slots: Vec<usize> = std::iter::once(seq)
                 .chain(siblings.iter().copied())
                 .collect();
+            let (adapter_ref, adapter_use) = match job.adapter {
+                Some((a, in_use)) => {
+                    a.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let running = crate::slot::Outstanding(a.running.clone());
+                    (Some(a), Some(Arc::new((in_use, running))))
+                }
+                None => (None, None),
+            };
             for (i, (choice, &slot)) in job.choices.into_iter().zip(&slots).enumerate() {
                 if i > 0 {
                     self.publish(slot, None);
@@ -282,8 +308,50 @@ impl<R: Runtime> Scheduler<R> {
                     text: TextOut::new(job.stop.clone()),
                     events: choice.events,
                     _outstanding: outstanding.clone(),
+                    adapter: adapter_ref.clone(),
+                    _adapter_use: adapter_use.clone(),
                 });
             }
+        }
+    }
+
+    /// The adapter group the next batch decodes: the only one when all running sequences
+    /// share one (the usual case, no switching), else the next after the last served, so
+    /// each group gets every k-th step whatever its size and no burst starves another.
+    /// The runtime is switched to it here.
+    fn batch_group(&mut self) -> u32 {
+        let key = |a: &Active| a.adapter_key();
+        let group = if let Some(seq) = self.isolate {
+            self.slots[seq].as_ref().map_or(0, key)
+        } else {
+            let (mut lowest, mut next) = (None::<u32>, None::<u32>);
+            for a in self.slots.iter().flatten().filter(|a| a.is_runnable()) {
+                let k = key(a);
+                lowest = Some(lowest.map_or(k, |l| l.min(k)));
+                if k > self.turn {
+                    next = Some(next.map_or(k, |n| n.min(k)));
+                }
+            }
+            next.or(lowest).unwrap_or(0)
+        };
+        self.turn = group;
+        if group != self.applied {
+            let adapter = self
+                .slots
+                .iter()
+                .flatten()
+                .find_map(|a| a.adapter.as_ref().filter(|r| r.key == group));
+            self.rt.set_adapter(adapter);
+            self.applied = group;
+        }
+        group
+    }
+
+    /// Stops applying an adapter while nothing runs, so an unloaded one can be freed.
+    pub fn release_adapter(&mut self) {
+        if self.applied != 0 {
+            self.rt.set_adapter(None);
+            self.applied = 0;
         }
     }
 
@@ -293,13 +361,17 @@ impl<R: Runtime> Scheduler<R> {
         self.rt.clear_batch();
         let mut n = 0usize;
         let isolate = self.isolate;
-        let included = |seq: usize| isolate.is_none_or(|only| only == seq);
+        let group = self.batch_group();
+        // One adapter group per batch: llama.cpp applies adapters to the whole context.
+        let included = |seq: usize, a: &Active| {
+            isolate.is_none_or(|only| only == seq) && a.adapter_key() == group
+        };
         for (seq, slot) in self.slots.iter_mut().enumerate() {
             let Some(a) = slot else { continue };
             a.logits_at = None;
             a.chunk = 0;
             a.in_batch = false;
-            if a.is_runnable() && !a.is_prefilling() && included(seq) {
+            if a.is_runnable() && !a.is_prefilling() && included(seq, a) {
                 self.rt
                     .add_to_batch(a.next_token, a.n_past, seq as i32, true);
                 a.logits_at = Some(n as i32);
@@ -311,10 +383,9 @@ impl<R: Runtime> Scheduler<R> {
             .slots
             .iter()
             .enumerate()
-            .filter(|&(seq, _)| included(seq))
             .filter_map(|(seq, s)| {
                 s.as_ref()
-                    .filter(|a| a.is_runnable() && a.is_prefilling())
+                    .filter(|a| a.is_runnable() && a.is_prefilling() && included(seq, a))
                     .map(|a| (a.admitted, seq))
             })
             .collect();
@@ -422,6 +493,7 @@ impl<R: Runtime> Scheduler<R> {
             for child in children {
                 self.rt.copy_seq(seq as i32, child as i32);
                 self.kv[child] = self.kv[seq].clone();
+                self.kv_adapter[child] = self.kv_adapter[seq];
                 if let Some(c) = self.slots[child].as_mut() {
                     c.fork = Fork::Own;
                     c.prefilled = c.prompt.len();

@@ -27,6 +27,12 @@ struct Fake {
     fail_on_token: Option<i32>,
     /// Refuse partial KV removal, as llama.cpp does for Mamba, RWKV and hybrid models.
     recurrent: bool,
+    /// The adapter key applied now; under key k, token t is followed by t + 1 + k.
+    applied: u32,
+    /// Every adapter switch, in order.
+    adapters: Vec<u32>,
+    /// The adapter applied to each decoded batch (parallel to `history`).
+    batch_adapters: Vec<u32>,
 }
 
 impl Runtime for Fake {
@@ -49,6 +55,8 @@ impl Runtime for Fake {
             }
         }
         self.history.push(self.batch.clone());
+        self.batch_adapters.push(self.applied);
+        let shift = self.applied as i32;
         // The model: token t is followed by t + 1 (clearly the likeliest), t + 2 next.
         self.rows = self
             .batch
@@ -58,8 +66,8 @@ impl Runtime for Fake {
                     return Vec::new();
                 }
                 let mut row = vec![0.0; VOCAB];
-                row[(token + 1) as usize % VOCAB] = 10.0;
-                row[(token + 2) as usize % VOCAB] = 5.0;
+                row[(token + 1 + shift) as usize % VOCAB] = 10.0;
+                row[(token + 2 + shift) as usize % VOCAB] = 5.0;
                 row
             })
             .collect();
@@ -83,6 +91,10 @@ impl Runtime for Fake {
     }
     fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
         out.extend_from_slice(format!("{token} ").as_bytes());
+    }
+    fn set_adapter(&mut self, adapter: Option<&AdapterRef>) {
+        self.applied = adapter.map_or(0, |a| a.key);
+        self.adapters.push(self.applied);
     }
 }
 
@@ -133,6 +145,7 @@ fn job_with(
         received: std::time::Instant::now(),
         deadline: None,
         span: tracing::Span::none(),
+        adapter: None,
     };
     (job, receivers)
 }
@@ -793,3 +806,6 @@ fn a_prompt_sharing_only_a_short_header_keeps_the_long_conversation_cached() {
         other => panic!("{other:?}"),
     }
 }
+
+#[path = "scheduler_lora_tests.rs"]
+mod lora;

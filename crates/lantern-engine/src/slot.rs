@@ -24,6 +24,18 @@ impl Drop for Outstanding {
     }
 }
 
+/// The LoRA adapter a request runs under, as the scheduler sees it: sequences batch together
+/// only with the same key, and KV computed under one key is never reused under another.
+#[derive(Clone)]
+pub(crate) struct AdapterRef {
+    /// Nonzero, unique per loaded adapter (0 is the base model).
+    pub key: u32,
+    /// Requests of this adapter in slots, for metrics.
+    pub running: Arc<std::sync::atomic::AtomicUsize>,
+    /// The runtime's adapter (a llama.cpp one), applied to the context for its steps.
+    pub handle: Arc<dyn std::any::Any + Send + Sync>,
+}
+
 /// One choice of a job: its own sampler (seed, grammar state) and its own event channel.
 pub(crate) struct ChoiceJob {
     pub sampler: Sampler,
@@ -44,6 +56,9 @@ pub(crate) struct Job {
     pub deadline: Option<Instant>,
     /// The request's tracing span (its request id): the worker's log lines about it use it.
     pub span: tracing::Span,
+    /// None: the base model. The guard counts the request as using the adapter (it cannot be
+    /// unloaded) until it ends.
+    pub adapter: Option<(AdapterRef, Outstanding)>,
 }
 
 impl Job {
@@ -94,11 +109,19 @@ pub(crate) struct Active {
     pub text: TextOut,
     pub events: UnboundedSender<Event>,
     pub _outstanding: Option<Arc<Outstanding>>,
+    pub adapter: Option<AdapterRef>,
+    /// Holds the adapter in use, and counts the request as running under it.
+    pub _adapter_use: Option<Arc<(Outstanding, Outstanding)>>,
 }
 
 impl Active {
     pub fn is_prefilling(&self) -> bool {
         self.prefilled < self.prompt.len()
+    }
+
+    /// The batch group (adapter key) this choice decodes in.
+    pub fn adapter_key(&self) -> u32 {
+        self.adapter.as_ref().map_or(0, |a| a.key)
     }
 
     /// Takes part in batches: not waiting for a sibling's prompt.

@@ -22,7 +22,7 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::routes::{
-    self, chat, completions, embeddings, health, messages, models, responses, tokenize,
+    self, chat, completions, embeddings, health, lora, messages, models, responses, tokenize,
 };
 use crate::state::AppState;
 
@@ -50,6 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/detokenize", post(tokenize::detokenize))
         .route("/v1/tokenize", post(tokenize::tokenize))
         .route("/v1/detokenize", post(tokenize::detokenize))
+        .route("/v1/lora-adapters", get(lora::list).post(lora::load))
+        .route(
+            "/v1/lora-adapters/{model}/{name}",
+            axum::routing::delete(lora::unload),
+        )
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/health", get(health::health))

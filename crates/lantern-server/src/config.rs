@@ -13,7 +13,7 @@ use crate::cache::CacheConfig;
 use crate::download::{default_cache_dir, HfSource};
 use crate::limits::{LimitArgs, Limits};
 use crate::response_store::ResponseStoreConfig;
-use crate::state::{ReasoningFields, ResidencyLimits};
+use crate::state::{check_adapter_name, AdapterEntry, ReasoningFields, ResidencyLimits};
 
 /// The model served when `--model` is not given; `make model` fetches it.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 8388608]
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
+    /// A LoRA adapter served as the model id `MODEL:NAME`, as NAME=PATH (scale 1) or
+    /// NAME=PATH@SCALE; repeatable
+    #[arg(long = "lora", value_name = "NAME=PATH[@SCALE]", value_parser = parse_lora)]
+    pub lora: Vec<FileLora>,
     /// Serve the model for embeddings only: no generation slots are created
     #[arg(long)]
     pub embeddings_only: bool,
@@ -132,6 +136,76 @@ struct FileConfig {
     limits: LimitArgs,
     #[serde(default)]
     models: Vec<FileModel>,
+    /// The single model's LoRA adapters.
+    #[serde(default)]
+    lora: Vec<FileLora>,
+}
+
+/// One `lora = [...]` entry: an adapter served as `MODEL:NAME` (and its aliases).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLora {
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default = "one")]
+    pub scale: f32,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// `--lora NAME=PATH[@SCALE]`.
+fn parse_lora(value: &str) -> Result<FileLora, String> {
+    let (name, rest) = value
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH or NAME=PATH@SCALE, got `{value}`"))?;
+    let (path, scale) = match rest.rsplit_once('@') {
+        Some((path, scale)) => (
+            path,
+            scale
+                .parse()
+                .map_err(|_| format!("`{scale}` is not a scale (a number like 0.5)"))?,
+        ),
+        None => (rest, 1.0),
+    };
+    Ok(FileLora {
+        name: name.into(),
+        path: path.into(),
+        scale,
+        aliases: Vec::new(),
+    })
+}
+
+fn adapters(key: &str, lora: &[FileLora]) -> Result<Vec<AdapterEntry>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: format!("{key}lora"),
+        reason,
+    };
+    let mut out: Vec<AdapterEntry> = Vec::new();
+    for l in lora {
+        check_adapter_name(&l.name).map_err(invalid)?;
+        if !l.scale.is_finite() {
+            return Err(invalid(format!(
+                "adapter '{}': scale must be a number",
+                l.name
+            )));
+        }
+        if out.iter().any(|a| a.spec.name == l.name) {
+            return Err(invalid(format!("two adapters are named '{}'", l.name)));
+        }
+        out.push(AdapterEntry {
+            spec: lantern_engine::LoraSpec {
+                name: l.name.clone(),
+                path: l.path.clone(),
+                scale: l.scale,
+            },
+            aliases: l.aliases.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// `gpu_layers`: a count, or `"all"`.
@@ -203,6 +277,8 @@ struct FileModel {
     #[serde(default)]
     idle_unload_secs: u64,
     embeddings_only: Option<bool>,
+    #[serde(default)]
+    lora: Vec<FileLora>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +308,8 @@ pub struct ModelConfig {
     pub idle_unload_secs: u64,
     /// True when the path is the built-in default (the error then says `make model`).
     pub default_model: bool,
+    /// LoRA adapters served on it, each as `ID:NAME`.
+    pub adapters: Vec<AdapterEntry>,
     pub engine: EngineConfig,
 }
 
@@ -370,6 +448,8 @@ impl Layers<'_> {
                     .unwrap_or(false),
             parse_special_in_content: a.parse_special_in_content
                 || f.parse_special_in_content.unwrap_or(false),
+            // The served adapters, filled in by the loader (runtime ones included).
+            lora: Vec::new(),
         })
     }
 }
@@ -450,6 +530,14 @@ impl ServeConfig {
                 load: LoadPolicy::Eager,
                 idle_unload_secs: 0,
                 default_model,
+                adapters: adapters(
+                    "",
+                    if args.lora.is_empty() {
+                        &file.lora
+                    } else {
+                        &args.lora
+                    },
+                )?,
                 engine: layers.engine("", path, None, max_queue)?,
             });
         } else {
@@ -492,6 +580,7 @@ impl ServeConfig {
                     load: m.load,
                     idle_unload_secs: m.idle_unload_secs,
                     default_model: false,
+                    adapters: adapters(&key, &m.lora).map_err(in_file)?,
                     engine: layers
                         .engine(&key, path, Some(m), max_queue)
                         .map_err(in_file)?,
@@ -545,10 +634,17 @@ impl ServeConfig {
 
 /// Ids and aliases share one namespace: each name must route to exactly one model.
 fn check_unique_names(models: &[ModelConfig]) -> Result<(), String> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::<String>::new();
     for m in models {
-        for name in std::iter::once(&m.id).chain(&m.aliases) {
-            if !seen.insert(name.as_str()) {
+        let adapter_names = m.adapters.iter().flat_map(|a| {
+            std::iter::once(format!("{}:{}", m.id, a.spec.name)).chain(a.aliases.iter().cloned())
+        });
+        let names: Vec<String> = std::iter::once(m.id.clone())
+            .chain(m.aliases.iter().cloned())
+            .chain(adapter_names)
+            .collect();
+        for name in &names {
+            if !seen.insert(name.clone()) {
                 return Err(format!(
                     "duplicate model id or alias '{name}' (in model '{}')",
                     m.id

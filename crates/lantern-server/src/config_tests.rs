@@ -315,3 +315,69 @@ fn responses_store_table() {
     let err = resolve_file(&bad).unwrap_err().to_string();
     assert!(err.contains("max_entrys"), "{err}");
 }
+
+#[test]
+fn lora_adapters_per_model_with_scale_default_and_aliases() {
+    let path = write(
+        "lora.toml",
+        r#"
+[[models]]
+id = "base"
+path = "b.gguf"
+lora = [
+  { name = "pirate", path = "p.gguf", aliases = ["arr"] },
+  { name = "calm", path = "c.gguf", scale = 0.5 },
+]
+"#,
+    );
+    let cfg = resolve_file(&path).unwrap();
+    let a = &cfg.models[0].adapters;
+    assert_eq!(a.len(), 2);
+    assert_eq!(
+        (
+            a[0].spec.name.as_str(),
+            a[0].spec.scale,
+            a[0].aliases.clone()
+        ),
+        ("pirate", 1.0, vec!["arr".to_string()])
+    );
+    assert_eq!(a[1].spec.scale, 0.5);
+    assert_eq!(a[1].spec.path, PathBuf::from("c.gguf"));
+}
+
+#[test]
+fn lora_mistakes_are_config_errors() {
+    for (body, words) in [
+        (
+            r#"lora = [{ name = "a:b", path = "p.gguf" }]"#,
+            "invalid adapter name",
+        ),
+        (
+            r#"lora = [{ name = "a", path = "p.gguf" }, { name = "a", path = "q.gguf" }]"#,
+            "two adapters are named 'a'",
+        ),
+        (
+            r#"lora = [{ name = "a", path = "p.gguf", scail = 1 }]"#,
+            "scail",
+        ),
+        (
+            "model = \"m.gguf\"\nlora = [{ name = \"a\", path = \"p.gguf\", aliases = [\"m\"] }]",
+            "duplicate model id or alias 'm'",
+        ),
+    ] {
+        let err = resolve_file(&write("bad-lora.toml", body))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "{body}: {err}");
+    }
+}
+
+#[test]
+fn lora_flag_takes_name_path_and_an_optional_scale() {
+    let l = parse_lora("pirate=adapters/p.gguf@0.25").unwrap();
+    assert_eq!((l.name.as_str(), l.scale), ("pirate", 0.25));
+    assert_eq!(l.path, PathBuf::from("adapters/p.gguf"));
+    assert_eq!(parse_lora("x=y.gguf").unwrap().scale, 1.0);
+    assert!(parse_lora("no-equals").unwrap_err().contains("NAME=PATH"));
+    assert!(parse_lora("x=y.gguf@loud").unwrap_err().contains("loud"));
+}

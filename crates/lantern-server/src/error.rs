@@ -74,6 +74,10 @@ impl ApiError {
                     StatusCode::BAD_REQUEST
                 }
                 EngineError::WorkerGone => StatusCode::SERVICE_UNAVAILABLE,
+                EngineError::AdapterExists { .. } | EngineError::AdapterInUse { .. } => {
+                    StatusCode::CONFLICT
+                }
+                EngineError::AdapterNotFound { .. } => StatusCode::NOT_FOUND,
                 EngineError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -130,6 +134,21 @@ impl ApiError {
                 EngineError::WorkerGone => {
                     ("server_error", None, Some("engine_unavailable".into()))
                 }
+                EngineError::AdapterExists { .. } => (
+                    "invalid_request_error",
+                    Some("name".into()),
+                    Some("lora_adapter_exists".into()),
+                ),
+                EngineError::AdapterInUse { .. } => (
+                    "invalid_request_error",
+                    Some("name".into()),
+                    Some("lora_adapter_in_use".into()),
+                ),
+                EngineError::AdapterNotFound { .. } => (
+                    "invalid_request_error",
+                    Some("name".into()),
+                    Some("not_found".into()),
+                ),
                 EngineError::QueueFull { .. } => {
                     ("rate_limit_error", None, Some("rate_limit_exceeded".into()))
                 }

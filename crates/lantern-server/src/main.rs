@@ -10,7 +10,7 @@ use lantern_server::auth::{cors_layer, ApiKeys};
 use lantern_server::cache::ResponseCache;
 use lantern_server::config::{LoadPolicy, LogFormat, ModelConfig, ServeArgs, ServeConfig};
 use lantern_server::download;
-use lantern_server::state::{now_millis, Loader};
+use lantern_server::state::{now_millis, AdapterSet, Loader};
 use lantern_server::{router, ApiError, AppState, ModelEntry};
 use tracing_subscriber::EnvFilter;
 
@@ -204,8 +204,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 fn model_entry(m: &ModelConfig, count_memory: bool) -> ModelEntry {
     let (engine, replicas) = (m.engine.clone(), m.replicas as usize);
     let (source, cache_dir, stall) = (m.source.clone(), m.cache_dir.clone(), m.download_stall);
+    let adapters: AdapterSet = Arc::new(std::sync::Mutex::new(m.adapters.clone()));
+    let served = adapters.clone();
     let loader: Loader = Arc::new(move || {
         let mut engine = engine.clone();
+        // The adapters served now, those loaded at runtime included.
+        engine.lora = served
+            .lock()
+            .expect("adapters lock")
+            .iter()
+            .map(|a| a.spec.clone())
+            .collect();
         if let Some(source) = &source {
             // The loader runs on the blocking pool, inside the runtime.
             let fetch = download::fetch(source, &cache_dir, stall);
@@ -216,6 +225,7 @@ fn model_entry(m: &ModelConfig, count_memory: bool) -> ModelEntry {
     });
     let mut entry = ModelEntry::new(&m.id).with_loader(loader);
     entry.aliases = m.aliases.clone();
+    entry.adapters = adapters;
     entry.eager = m.load == LoadPolicy::Eager;
     entry.idle_unload_secs = m.idle_unload_secs;
     if count_memory {

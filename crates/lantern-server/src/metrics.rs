@@ -102,6 +102,26 @@ fn describe() {
         "How long the model's last load took."
     );
     describe_gauge!(
+        "lantern_lora_adapters_loaded",
+        "LoRA adapters loaded on the model."
+    );
+    describe_counter!(
+        "lantern_lora_requests_total",
+        "Generation requests served under each LoRA adapter."
+    );
+    describe_gauge!(
+        "lantern_lora_requests_running",
+        "Requests of each LoRA adapter decoding now."
+    );
+    describe_gauge!(
+        "lantern_lora_requests_waiting",
+        "Requests of each LoRA adapter waiting for a slot."
+    );
+    describe_gauge!(
+        "vllm:lora_requests_info",
+        "Running and waiting LoRA adapters (labels) as of the value's Unix time (vLLM's, for inference gateways)."
+    );
+    describe_gauge!(
         "vllm:num_requests_running",
         "Requests decoding now (vLLM's name, for inference gateways)."
     );
@@ -150,9 +170,12 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         gauge!("vllm:num_requests_waiting", "model_name" => model.clone()).set(stats.waiting);
         gauge!("vllm:kv_cache_usage_perc", "model_name" => model.clone()).set(usage);
         // The optional cache description of the gateway protocol: one cell per block.
-        gauge!("vllm:cache_config_info", "model_name" => model, "block_size" => "1",
+        gauge!("vllm:cache_config_info", "model_name" => model.clone(), "block_size" => "1",
             "num_gpu_blocks" => stats.kv_total.to_string())
         .set(1.0);
+        if let Some(backend) = entry.loaded() {
+            lora_gauges(&model, backend.as_ref());
+        }
     }
     handle.run_upkeep();
     (
@@ -163,6 +186,51 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         handle.render(),
     )
         .into_response()
+}
+
+/// A model's adapters now, and the inference gateway's `vllm:lora_requests_info`: the names
+/// of adapters with requests running and waiting, valued at the scrape's Unix time (the
+/// endpoint picker reads the newest series).
+fn lora_gauges(model: &str, backend: &dyn lantern_engine::Backend) {
+    let adapters = backend.adapters();
+    gauge!("lantern_lora_adapters_loaded", "model" => model.to_string()).set(adapters.len() as f64);
+    if adapters.is_empty() {
+        return;
+    }
+    let names = |pick: fn(&lantern_engine::AdapterInfo) -> usize| {
+        let names: Vec<&str> = adapters
+            .iter()
+            .filter(|a| pick(a) > 0)
+            .map(|a| a.spec.name.as_str())
+            .collect();
+        names.join(",")
+    };
+    for a in &adapters {
+        let labels = [
+            ("model", model.to_string()),
+            ("adapter", a.spec.name.clone()),
+        ];
+        gauge!("lantern_lora_requests_running", &labels).set(a.running as f64);
+        gauge!("lantern_lora_requests_waiting", &labels).set(a.waiting as f64);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    // At most one adapter per batch, but one per slot may be running at once.
+    let max_lora = backend.info().parallel.to_string();
+    gauge!("vllm:lora_requests_info", "max_lora" => max_lora,
+        "running_lora_adapters" => names(|a| a.running),
+        "waiting_lora_adapters" => names(|a| a.waiting))
+    .set(now);
+}
+
+/// A generation request on `model`, under `adapter` when it names one.
+pub fn adapter_request(model: &str, adapter: Option<&str>) {
+    if let Some(adapter) = adapter {
+        counter!("lantern_lora_requests_total", "model" => model.to_string(),
+            "adapter" => adapter.to_string())
+        .increment(1);
+    }
 }
 
 /// Middleware: counts every request by route and status and times it to its first byte.

@@ -3,7 +3,9 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{chat, completions, embeddings, health, messages, models, responses, tokenize};
+use crate::routes::{
+    chat, completions, embeddings, health, lora, messages, models, responses, tokenize,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +28,9 @@ use crate::routes::{chat, completions, embeddings, health, messages, models, res
         tokenize::detokenize,
         models::list,
         models::retrieve,
+        lora::list,
+        lora::load,
+        lora::unload,
         health::health,
         crate::metrics::scrape,
     ),
@@ -41,6 +46,7 @@ use crate::routes::{chat, completions, embeddings, health, messages, models, res
         (name = "embeddings", description = "Embeddings"),
         (name = "tokens", description = "Tokenization with the model's vocabulary"),
         (name = "models", description = "Served models"),
+        (name = "lora", description = "LoRA adapters, each served as the model id BASE:NAME"),
         (name = "health", description = "Readiness and metrics"),
     )
 )]

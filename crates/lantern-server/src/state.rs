@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use lantern_engine::Backend;
+use lantern_engine::{Backend, LoraSpec};
 
 use crate::auth::ApiKeys;
 use crate::cache::ResponseCache;
@@ -25,6 +25,33 @@ enum Phase {
     Loaded(Arc<dyn Backend>),
 }
 
+/// A LoRA adapter served on a model as `BASE:NAME` (and its aliases).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterEntry {
+    pub spec: LoraSpec,
+    pub aliases: Vec<String>,
+}
+
+/// An adapter's name goes into model ids (`BASE:NAME`) and URLs: keep it plain.
+pub fn check_adapter_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid adapter name '{name}': use 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// The adapters a model serves: the configured ones and those loaded at runtime. Shared with
+/// its loader, so a model unloaded and loaded again comes back with the same adapters.
+pub type AdapterSet = Arc<Mutex<Vec<AdapterEntry>>>;
+
 /// One servable model.
 pub struct ModelEntry {
     pub id: String,
@@ -42,6 +69,7 @@ pub struct ModelEntry {
     last_used: AtomicU64,
     /// Requests between picking this model and being queued on it: it must stay loaded.
     holds: Arc<AtomicUsize>,
+    pub adapters: AdapterSet,
 }
 
 /// A request's claim on a model, from picking it until the engine counts the request.
@@ -75,7 +103,35 @@ impl ModelEntry {
             phase: Arc::new(Mutex::new(Phase::Unloaded)),
             last_used: AtomicU64::new(now_millis()),
             holds: Arc::default(),
+            adapters: Arc::default(),
         }
+    }
+
+    /// The adapter `name` selects on this model: `ID:NAME` (or `ALIAS:NAME`) or one of the
+    /// adapter's aliases.
+    pub fn adapter_named(&self, name: &str) -> Option<String> {
+        let adapters = self.adapters.lock().expect("adapters lock");
+        let (base, adapter) = name.rsplit_once(':').unwrap_or(("", ""));
+        let base_matches = base == self.id || self.aliases.iter().any(|a| a == base);
+        adapters
+            .iter()
+            .find(|a| {
+                (base_matches && a.spec.name == adapter) || a.aliases.iter().any(|x| x == name)
+            })
+            .map(|a| a.spec.name.clone())
+    }
+
+    /// Every name requests may use for this model: the id, the aliases, and each adapter's.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::iter::once(&self.id)
+            .chain(&self.aliases)
+            .cloned()
+            .collect();
+        for a in self.adapters.lock().expect("adapters lock").iter() {
+            names.push(format!("{}:{}", self.id, a.spec.name));
+            names.extend(a.aliases.iter().cloned());
+        }
+        names
     }
 
     /// Keeps the model from being evicted or unloaded while the guard lives.
@@ -326,10 +382,26 @@ impl AppState {
         self.models
             .iter()
             .find(|m| m.id == name || m.aliases.iter().any(|a| a == name))
-            .ok_or_else(|| ApiError::ModelNotFound {
-                model: name.to_string(),
-                available: self.models.iter().map(|m| m.id.clone()).collect(),
-            })
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// What a generation request's `model` selects: a model, or a model and one of its LoRA
+    /// adapters (`BASE:NAME` or an adapter alias).
+    pub fn target(&self, name: &str) -> Result<(&ModelEntry, Option<String>), ApiError> {
+        if let Ok(entry) = self.entry(name) {
+            return Ok((entry, None));
+        }
+        self.models
+            .iter()
+            .find_map(|m| m.adapter_named(name).map(|a| (m, Some(a))))
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    fn not_found(&self, name: &str) -> ApiError {
+        ApiError::ModelNotFound {
+            model: name.to_string(),
+            available: self.models.iter().flat_map(|m| m.names()).collect(),
+        }
     }
 
     /// The backend serving `entry`, loading it (within the limits) if it is not loaded.

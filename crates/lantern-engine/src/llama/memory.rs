@@ -3,12 +3,9 @@
 //! cache for `ctx_size` tokens in every layer, the compute buffer sized for a full micro-batch
 //! (dominated by its `n_ubatch x n_vocab` logits), and the per-sequence output buffer.
 
-use std::ffi::{CStr, CString};
 use std::path::Path;
-use std::ptr::NonNull;
 
-use llama_cpp_sys_2 as sys;
-
+use super::gguf::Header;
 use super::EngineConfig;
 
 /// f16 KV cache, llama.cpp's default.
@@ -17,59 +14,6 @@ const F32_BYTES: u64 = 4;
 /// Activations per micro-batch token besides the logits, in units of the feed-forward width;
 /// fitted to llama.cpp's reported compute buffers (SmolLM2-135M and Gemma 3 270M within 1%).
 const ACTIVATIONS_PER_FF: u64 = 3;
-
-/// A GGUF header, read by ggml's own parser (no tensor data is loaded).
-struct Header(NonNull<sys::gguf_context>);
-
-impl Header {
-    fn open(path: &Path) -> Option<Header> {
-        let path = CString::new(path.to_str()?).ok()?;
-        let params = sys::gguf_init_params {
-            no_alloc: true,
-            ctx: std::ptr::null_mut(),
-        };
-        // SAFETY: a valid C string and params; a null result (unreadable file) is handled.
-        NonNull::new(unsafe { sys::gguf_init_from_file(path.as_ptr(), params) }).map(Header)
-    }
-
-    /// The key's index when its value has type `ty` (ggml aborts on a getter of the wrong type).
-    fn find(&self, key: &str, ty: sys::gguf_type) -> Option<i64> {
-        let key = CString::new(key).ok()?;
-        // SAFETY: the context is live for `self`'s lifetime; indices come from ggml itself.
-        unsafe {
-            let idx = sys::gguf_find_key(self.0.as_ptr(), key.as_ptr());
-            (idx >= 0 && sys::gguf_get_kv_type(self.0.as_ptr(), idx) == ty).then_some(idx)
-        }
-    }
-
-    fn u32(&self, key: &str) -> Option<u64> {
-        let idx = self.find(key, sys::GGUF_TYPE_UINT32)?;
-        // SAFETY: `idx` holds a u32.
-        Some(u64::from(unsafe {
-            sys::gguf_get_val_u32(self.0.as_ptr(), idx)
-        }))
-    }
-
-    fn string(&self, key: &str) -> Option<String> {
-        let idx = self.find(key, sys::GGUF_TYPE_STRING)?;
-        // SAFETY: `idx` holds a string, NUL-terminated by ggml and owned by the context.
-        let s = unsafe { CStr::from_ptr(sys::gguf_get_val_str(self.0.as_ptr(), idx)) };
-        Some(s.to_string_lossy().into_owned())
-    }
-
-    fn array_len(&self, key: &str) -> Option<u64> {
-        let idx = self.find(key, sys::GGUF_TYPE_ARRAY)?;
-        // SAFETY: `idx` holds an array.
-        Some(unsafe { sys::gguf_get_arr_n(self.0.as_ptr(), idx) } as u64)
-    }
-}
-
-impl Drop for Header {
-    fn drop(&mut self) {
-        // SAFETY: created by gguf_init_from_file, freed once.
-        unsafe { sys::gguf_free(self.0.as_ptr()) }
-    }
-}
 
 /// The dimensions the estimate needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,9 +2,11 @@
 //! prepares prompts (chat template, tokenization) on the blocking thread pool.
 
 mod embed;
+mod gguf;
 mod gpu;
 mod literal;
 mod load;
+mod lora;
 mod memory;
 mod prepare;
 mod quantize;
@@ -24,7 +26,9 @@ use async_trait::async_trait;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::backend::{Backend, EmbedInput, Embedding, EngineStats, Generation, ModelInfo};
+use crate::backend::{
+    AdapterInfo, Backend, EmbedInput, Embedding, EngineStats, Generation, LoraSpec, ModelInfo,
+};
 use crate::chat_template::ChatTemplate;
 use crate::grammar::SharedCompiler;
 use crate::sampling::Sampler;
@@ -66,6 +70,8 @@ pub struct EngineConfig {
     /// Parse special-token text in message content as control tokens (the behaviour before
     /// content was kept literal; only for trusted clients).
     pub parse_special_in_content: bool,
+    /// LoRA adapters loaded with the model.
+    pub lora: Vec<LoraSpec>,
 }
 
 impl EngineConfig {
@@ -82,6 +88,7 @@ impl EngineConfig {
             chat_template: None,
             embeddings_only: false,
             parse_special_in_content: false,
+            lora: Vec::new(),
         }
     }
 
@@ -141,6 +148,7 @@ pub struct LlamaEngine {
     config: EngineConfig,
     /// Created on the first embedding request (at load for embedding-only models).
     embedder: OnceLock<Result<Embedder, EngineError>>,
+    adapters: Arc<lora::Adapters>,
 }
 
 impl LlamaEngine {
@@ -167,6 +175,16 @@ impl LlamaEngine {
             config.main_gpu,
         )?);
         let template = Arc::new(chat_template_of(&model, config.chat_template.as_deref())?);
+        let adapters = Arc::new(lora::Adapters::default());
+        for spec in &config.lora {
+            let name = spec.name.clone();
+            adapters
+                .add(&model, &config.model_path, spec.clone())
+                .map_err(|e| EngineError::ModelLoad {
+                    path: config.model_path.clone(),
+                    reason: format!("LoRA adapter '{name}': {e}"),
+                })?;
+        }
         let facts = Arc::new(VocabFacts::of(&model));
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -247,6 +265,7 @@ impl LlamaEngine {
             grammar: Arc::new(OnceLock::new()),
             config,
             embedder,
+            adapters,
         })
     }
 
@@ -443,7 +462,10 @@ impl Backend for LlamaEngine {
             logprobs,
             grammar: answer,
             deadline,
+            adapter,
         } = request;
+        // Claimed before the (slow) preparation, so the adapter cannot be unloaded meanwhile.
+        let adapter = adapter.map(|name| self.adapters.claim(&name)).transpose()?;
         let prepared = self.prepare_blocking(prompt, answer).await?;
         let limit = self.info.n_ctx_per_seq;
         // At least one position must remain for the first generated token.
@@ -492,6 +514,7 @@ impl Backend for LlamaEngine {
             received: std::time::Instant::now(),
             deadline,
             span: tracing::Span::current(),
+            adapter,
         };
         worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(Generation {
@@ -499,6 +522,32 @@ impl Backend for LlamaEngine {
             format: prepared.format,
             prompt_tokens,
         })
+    }
+
+    fn adapters(&self) -> Vec<AdapterInfo> {
+        self.adapters.list()
+    }
+
+    async fn load_adapter(&self, spec: LoraSpec) -> Result<AdapterInfo, EngineError> {
+        if self.info.embeddings_only {
+            return Err(EngineError::InvalidRequest {
+                message: "This model serves embeddings only; LoRA adapters apply to generation."
+                    .into(),
+                param: Some("model".into()),
+            });
+        }
+        let (adapters, model, path) = (
+            self.adapters.clone(),
+            self.model.clone(),
+            self.config.model_path.clone(),
+        );
+        tokio::task::spawn_blocking(move || adapters.add(&model, &path, spec))
+            .await
+            .map_err(|e| EngineError::Context(format!("adapter loading panicked: {e}")))?
+    }
+
+    fn unload_adapter(&self, name: &str) -> Result<(), EngineError> {
+        self.adapters.remove(name)
     }
 
     async fn count_tokens(&self, prompt: Prompt) -> Result<u32, EngineError> {

@@ -5,7 +5,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
+use super::lora::{self, LoraAdapter};
 use crate::scheduler::Runtime;
+use crate::slot::AdapterRef;
 
 pub(crate) struct LlamaRuntime<'m> {
     pub model: &'m LlamaModel,
@@ -13,6 +15,8 @@ pub(crate) struct LlamaRuntime<'m> {
     pub batch: LlamaBatch<'static>,
     /// Control tokens rendered as text (tool-call and reasoning markers), sorted.
     pub preserved: Vec<i32>,
+    /// The adapter the context applies, held so it is not freed meanwhile.
+    pub adapter: Option<AdapterRef>,
 }
 
 impl Runtime for LlamaRuntime<'_> {
@@ -67,5 +71,13 @@ impl Runtime for LlamaRuntime<'_> {
         self.model
             .vocab()
             .token_to_piece_into(LlamaToken(token), out, special, None);
+    }
+
+    fn set_adapter(&mut self, adapter: Option<&AdapterRef>) {
+        match adapter.and_then(|a| a.handle.downcast_ref::<LoraAdapter>()) {
+            Some(lora) => lora.apply(&mut self.ctx),
+            None => lora::clear(&mut self.ctx),
+        }
+        self.adapter = adapter.cloned();
     }
 }

@@ -94,6 +94,7 @@ fn run(
         ctx,
         batch: LlamaBatch::new(batch_tokens, 1),
         preserved,
+        adapter: None,
     };
     let mut scheduler = Scheduler::new(
         runtime,
@@ -121,6 +122,7 @@ fn run(
             if !open {
                 break;
             }
+            scheduler.release_adapter();
             match jobs.recv() {
                 Ok(job) => scheduler.enqueue(job),
                 Err(_) => break,

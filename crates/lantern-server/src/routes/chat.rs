@@ -58,7 +58,7 @@ pub async fn chat_completions(
     let stream = req.is_stream().then(|| format.clone());
     respond(
         &state,
-        job.entry,
+        &job.target,
         job.key,
         vec![job.request],
         job.logprobs.is_some(),
@@ -93,7 +93,7 @@ pub async fn chat_completions(
 /// A validated chat request, ready for [`respond`]: the Responses and Messages APIs translate
 /// their requests into chat requests and run them through here too.
 pub(crate) struct ChatJob<'s> {
-    pub entry: &'s crate::state::ModelEntry,
+    pub target: crate::routes::Target<'s>,
     pub key: Option<crate::cache::CacheKey>,
     pub request: lantern_engine::GenerateRequest,
     /// Alternatives per token when logprobs were asked for.
@@ -115,7 +115,7 @@ impl<'s> ChatJob<'s> {
         req.validate()?;
         state.request_limits.check_chat(req)?;
         let fields = req.sampling();
-        let (entry, key) = prelude(
+        let (target, key) = prelude(
             state,
             headers,
             endpoint,
@@ -136,7 +136,7 @@ impl<'s> ChatJob<'s> {
             grammar(req.response_format.as_ref()),
         );
         Ok(ChatJob {
-            entry,
+            target,
             key,
             request,
             logprobs,

@@ -46,7 +46,7 @@ pub async fn completions(
     req.validate()?;
     state.request_limits.check_completion(&req)?;
     let fields = req.sampling();
-    let (entry, key) = prelude(
+    let (target, key) = prelude(
         &state,
         &headers,
         "completions",
@@ -107,7 +107,7 @@ pub async fn completions(
     });
     respond(
         &state,
-        entry,
+        &target,
         key,
         requests,
         logprobs.is_some(),

@@ -68,7 +68,7 @@ pub async fn create(
     let model = req.model.clone();
     respond(
         &state,
-        job.entry,
+        &job.target,
         job.key,
         vec![job.request],
         false,
@@ -103,7 +103,8 @@ pub async fn count_tokens(
     let (chat, _) = to_chat(&req, false)?;
     chat.validate()
         .map_err(|e| ApiError::from(e).rename_param(RENAMES))?;
-    let entry = state.entry(&req.model)?;
+    // An adapter shares its model's tokenizer and template.
+    let (entry, _) = state.target(&req.model)?;
     let _hold = entry.hold();
     let backend = state.backend(entry).await?;
     let input_tokens = backend

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod health;
+pub mod lora;
 pub mod messages;
 mod messages_render;
 pub mod models;
@@ -85,11 +86,29 @@ pub(crate) fn generate_request(
         grammar,
         // Set by the server's limits when the request is scheduled.
         deadline: None,
+        // Set from the request's target when it is scheduled.
+        adapter: None,
     }
 }
 
-/// What every generation handler does first: the model entry, and the cache key (when the
-/// output is deterministic and caching applies).
+/// What a generation request runs on: a model, and perhaps one of its LoRA adapters.
+pub(crate) struct Target<'s> {
+    pub entry: &'s ModelEntry,
+    pub adapter: Option<String>,
+}
+
+impl Target<'_> {
+    /// The id responses report: `BASE:NAME` under an adapter.
+    pub fn id(&self) -> String {
+        match &self.adapter {
+            Some(a) => format!("{}:{a}", self.entry.id),
+            None => self.entry.id.clone(),
+        }
+    }
+}
+
+/// What every generation handler does first: the model (and adapter), and the cache key
+/// (when the output is deterministic and caching applies; an adapter is part of it).
 pub(crate) fn prelude<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
@@ -98,14 +117,15 @@ pub(crate) fn prelude<'s>(
     raw: &Value,
     table: &'static [(&'static str, FieldClass)],
     fields: &SamplingFields<'_>,
-) -> Result<(&'s ModelEntry, Option<CacheKey>), ApiError> {
-    let entry = state.entry(model)?;
+) -> Result<(Target<'s>, Option<CacheKey>), ApiError> {
+    let (entry, adapter) = state.target(model)?;
+    let target = Target { entry, adapter };
     // Greedy, or seeded: reproducible, so the response may be cached.
     let deterministic = fields.temperature == Some(0.0) || fields.seed.is_some();
     let key = state
         .cache
-        .key_for(endpoint, &entry.id, raw, table, deterministic, headers);
-    Ok((entry, key))
+        .key_for(endpoint, &target.id(), raw, table, deterministic, headers);
+    Ok((target, key))
 }
 
 /// Serves generation requests: from the response cache when `key` hits, else from the model's
@@ -113,7 +133,7 @@ pub(crate) fn prelude<'s>(
 /// is the SSE format; `render` builds the JSON body otherwise. The `x-lantern-cache` header says which path was taken.
 pub(crate) async fn respond<F: ChunkFormat>(
     state: &AppState,
-    model: &ModelEntry,
+    target: &Target<'_>,
     key: Option<CacheKey>,
     requests: Vec<GenerateRequest>,
     logprobs: bool,
@@ -132,17 +152,21 @@ pub(crate) async fn respond<F: ChunkFormat>(
         return Ok(with_cache_status(response, CacheStatus::Hit));
     }
     let started = std::time::Instant::now();
+    let model = target.entry;
     // Held until the engine counts the requests, so the model cannot be evicted between.
     let _hold = model.hold();
     let backend = state.backend(model).await?;
     let (mut requests, prompts) = split_choices(requests, backend.info().parallel);
     for r in &mut requests {
         state.request_limits.apply(r);
+        r.adapter.clone_from(&target.adapter);
     }
     // All prompts are scheduled concurrently; if one is rejected, the others' receivers are
     // dropped, which cancels them.
     let generations = try_join_all(requests.into_iter().map(|r| backend.schedule(r))).await?;
-    let choices = sources(prompts.into_iter().zip(generations), &model.id, started);
+    let id = target.id();
+    crate::metrics::adapter_request(&model.id, target.adapter.as_deref());
+    let choices = sources(prompts.into_iter().zip(generations), &id, started);
     let response = match stream {
         Some(format) => {
             let sink = key.map(|k| {

@@ -24,11 +24,28 @@ fn to_model(entry: &ModelEntry, name: &str) -> Model {
     ))]
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let all = state.models.iter().flat_map(|entry| {
-        std::iter::once(&entry.id)
+        let base = std::iter::once(&entry.id)
             .chain(&entry.aliases)
-            .map(move |name| to_model(entry, name))
+            .map(move |name| to_model(entry, name));
+        base.chain(adapter_models(entry))
     });
     Json(ModelList::new(all.collect()))
+}
+
+/// A model's LoRA adapters, each under `BASE:NAME` and its aliases, with the base as parent.
+fn adapter_models(entry: &ModelEntry) -> Vec<Model> {
+    let adapters = entry.adapters.lock().expect("adapters lock").clone();
+    adapters
+        .iter()
+        .flat_map(|a| {
+            std::iter::once(format!("{}:{}", entry.id, a.spec.name)).chain(a.aliases.clone())
+        })
+        .map(|name| {
+            let mut model = to_model(entry, &name);
+            model.parent = Some(entry.id.clone());
+            model
+        })
+        .collect()
 }
 
 /// Retrieves one model by id.
@@ -43,5 +60,8 @@ pub async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Model>, ApiError> {
-    Ok(Json(to_model(state.entry(&id)?, &id)))
+    let (entry, adapter) = state.target(&id)?;
+    let mut model = to_model(entry, &id);
+    model.parent = adapter.map(|_| entry.id.clone());
+    Ok(Json(model))
 }

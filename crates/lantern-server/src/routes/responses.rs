@@ -119,7 +119,7 @@ pub async fn create(
         .then(|| ResponsesFormat::new(shell.clone(), pending.take()));
     respond(
         &state,
-        job.entry,
+        &job.target,
         job.key,
         vec![job.request],
         job.logprobs.is_some(),
