@@ -57,7 +57,7 @@ e2e: model model-gemma3 build build-vulkan $(VENV)/.installed $(NODE_DEPS)
 test: unit e2e
 
 bench: build
-	target/release/lantern-bench --url $(URL) $(BENCH_ARGS)
+	target/release/lantern bench serve --url $(URL) $(BENCH_ARGS)
 
 openapi: build
 	$(LANTERN) openapi > openapi.yaml

@@ -13,7 +13,7 @@ THREADS=${THREADS:-2}
 SLOTS=${SLOTS:-8}
 CTX=${CTX:-16384}
 TOKENS=${TOKENS:-128}
-BENCH=target/release/lantern-bench
+BENCH=(target/release/lantern bench serve)
 OUT=${OUT:-bench-results}
 mkdir -p "$OUT"
 results=$OUT/ab.jsonl
@@ -29,7 +29,7 @@ run() { # name binary concurrency requests
   local pid=$!
   wait_ready http://127.0.0.1:18090
   local json
-  json=$("$BENCH" --url http://127.0.0.1:18090/v1 -c "$3" -n "$4" --max-tokens "$TOKENS" --json 2>>"$OUT/bench.log")
+  json=$("${BENCH[@]}" --url http://127.0.0.1:18090/v1 -c "$3" -n "$4" --max-tokens "$TOKENS" --json 2>>"$OUT/bench.log")
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   echo "{\"build\":\"$1\",\"round\":$round,${json:1}" >> "$results"

@@ -15,7 +15,7 @@ CTX=${CTX:-16384}
 TOKENS=${TOKENS:-128}
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
 LANTERN=${LANTERN:-target/release/lantern}
-BENCH=target/release/lantern-bench
+BENCH=(target/release/lantern bench serve)
 LLAMA_BIN=${1:-$(bash ../shared/tools/reference-llama-cpp.sh)}
 OUT=${OUT:-bench-results}
 mkdir -p "$OUT"
@@ -46,7 +46,7 @@ formats=plain
 run() { # name url concurrency requests format
   local json extra=()
   [[ $5 == json_schema ]] && extra=(--response-format "$SCHEMA_FORMAT")
-  json=$("$BENCH" --url "$2/v1" -c "$3" -n "$4" --max-tokens "$TOKENS" "${extra[@]}" --json 2>>"$OUT/bench.log")
+  json=$("${BENCH[@]}" --url "$2/v1" -c "$3" -n "$4" --max-tokens "$TOKENS" "${extra[@]}" --json 2>>"$OUT/bench.log")
   echo "{\"server\":\"$1\",\"format\":\"$5\",\"round\":$round,${json:1}" >> "$results"
   echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $1 $5 c=$3: {r['aggregate_tok_s']:.1f} tok/s aggregate, {r['per_stream_tok_s']:.1f} per stream, TTFT p50 {r['ttft_ms_p50']:.0f} ms\")"
 }
@@ -55,7 +55,7 @@ run() { # name url concurrency requests format
 PREFIX=${PREFIX:-1000}
 for s in lantern llama-server; do
   if [[ $s == lantern ]]; then url=http://127.0.0.1:18080; else url=http://127.0.0.1:18081; fi
-  "$BENCH" --url "$url/v1" --shared-prefix "$PREFIX" -n "$ROUNDS" --warmup 0 --json 2>>"$OUT/bench.log" \
+  "${BENCH[@]}" --url "$url/v1" --shared-prefix "$PREFIX" -n "$ROUNDS" --warmup 0 --json 2>>"$OUT/bench.log" \
     | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"  $s shared {r['prefix_tokens']}-token prefix: TTFT first {r['ttft_first_ms']:.0f} ms, second {r['ttft_second_ms']:.0f} ms, ratio {r['ratio']:.3f}\")" \
     | tee -a "$OUT/prefix.txt"
 done

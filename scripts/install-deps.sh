@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building llama.cpp through llama-cpp-sys-2 needs and a fresh Debian/Ubuntu
-# machine may lack: cmake, a C/C++ compiler, and libclang for bindgen. With `vulkan`, also what
+# machine may lack: cmake, a C/C++ compiler, and libclang for bindgen; and fontconfig with a
+# font for the benchmark charts (plotters). With `vulkan`, also what
 # its Vulkan backend needs: glslc, the Vulkan loader and headers, the SPIR-V headers, and Mesa's
 # drivers (whose llvmpipe device lets a machine without a GPU run the GPU code path). With
 # `docker`, Debian's Docker daemon and debootstrap (for the container test's base image). Does
@@ -14,6 +15,10 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so' && ! ls /usr/lib/llvm-*/
   missing+=(libclang-dev)
 fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The benchmark reports' PNG charts draw their text with this font.
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[[ -e /usr/include/fontconfig/fontconfig.h ]] || missing+=(libfontconfig1-dev)
 if [[ ${1:-} == vulkan ]]; then
   command -v glslc >/dev/null || missing+=(glslc)
   [[ -e /usr/include/vulkan/vulkan_core.h ]] || missing+=(libvulkan-dev)

@@ -34,6 +34,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document (YAML) generated from the code
     Openapi,
+    /// Benchmarks: compare OpenAI-compatible endpoints (`serve`)
+    #[command(subcommand)]
+    Bench(Box<lantern_server::bench::BenchCommand>),
     /// Quantize a GGUF model to another level (llama.cpp's quantizer), e.g. an F16 GGUF to q4_k_m
     Quantize(lantern_server::quantize::QuantizeArgs),
 }
@@ -45,6 +48,10 @@ fn main() -> ExitCode {
             print!("{}", lantern_server::openapi::yaml());
             ExitCode::SUCCESS
         }
+        Command::Bench(command) => match lantern_server::bench::run(*command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(message),
+        },
         Command::Quantize(args) => match lantern_server::quantize::run(&args) {
             Ok(summary) => {
                 println!("{summary}");
