@@ -25,8 +25,9 @@ pub use backend::{
 pub use chat_template::{ChatTemplate, ChatTurn, TemplateCaps};
 pub use error::EngineError;
 pub use llama::{
-    check_model_file, default_threads, estimate_memory, quantize, EngineConfig, LlamaEngine,
-    QuantType, DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL, QUANT_TYPES,
+    check_model_file, default_threads, estimate_memory, evaluate, quantize, EngineConfig,
+    EvalConfig, EvalResult, LlamaEngine, QuantType, Reference, DEFAULT_BATCH_SIZE,
+    DEFAULT_CTX_SIZE, DEFAULT_PARALLEL, QUANT_TYPES,
 };
 pub use request::{
     ChatPrompt, Delta, Event, FinishReason, GenerateRequest, Grammar, Prompt, SamplingParams,

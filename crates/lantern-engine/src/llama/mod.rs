@@ -2,6 +2,7 @@
 //! prepares prompts (chat template, tokenization) on the blocking thread pool.
 
 mod embed;
+mod eval;
 mod gguf;
 mod gpu;
 mod literal;
@@ -10,6 +11,7 @@ mod lora;
 mod memory;
 mod prepare;
 mod quantize;
+pub use eval::{evaluate, EvalConfig, EvalResult, Reference};
 pub use load::check_model_file;
 pub use memory::estimate_memory;
 pub use quantize::{quantize, QuantType, QUANT_TYPES};

@@ -106,13 +106,13 @@ pub fn quantize(
         progress,
         error: String::new(),
     };
-    // SAFETY: the callback's data outlives the call; the default logger is restored after.
+    // SAFETY: the callback's data outlives the call; logging goes back to tracing after (not
+    // to llama.cpp's default, which writes everything to stderr).
     let rc = unsafe {
         sys::llama_log_set(Some(on_log), &mut watch as *mut Watch<'_> as *mut c_void);
-        let rc = sys::llama_model_quantize(src.as_ptr(), dst.as_ptr(), &params);
-        sys::llama_log_set(None, std::ptr::null_mut());
-        rc
+        sys::llama_model_quantize(src.as_ptr(), dst.as_ptr(), &params)
     };
+    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
     if rc != 0 {
         let _ = std::fs::remove_file(output);
         let reason = if watch.error.is_empty() {
