@@ -19,6 +19,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [[ -e /usr/include/fontconfig/fontconfig.h ]] || missing+=(libfontconfig1-dev)
+# The playground's browser tests drive Debian's Chromium.
+command -v chromium >/dev/null || missing+=(chromium)
 if [[ ${1:-} == vulkan ]]; then
   command -v glslc >/dev/null || missing+=(glslc)
   [[ -e /usr/include/vulkan/vulkan_core.h ]] || missing+=(libvulkan-dev)

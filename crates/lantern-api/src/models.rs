@@ -16,6 +16,9 @@ pub struct Model {
     /// the next request reloads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Extension: the memory the model takes (or would take) while loaded, estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
     /// For a LoRA adapter (`BASE:NAME`): the base model's id, as vLLM reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
@@ -29,6 +32,7 @@ impl Model {
             created,
             owned_by: owned_by.into(),
             status: None,
+            memory_bytes: None,
             parent: None,
         }
     }

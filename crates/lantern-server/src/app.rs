@@ -22,7 +22,8 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::routes::{
-    self, chat, completions, embeddings, health, lora, messages, models, responses, tokenize,
+    self, chat, completions, embeddings, health, lora, messages, models, playground, responses,
+    tokenize,
 };
 use crate::state::AppState;
 
@@ -58,6 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/health", get(health::health))
+        .route("/", get(playground::index))
+        .route("/playground", get(playground::index))
+        .route("/playground/{name}", get(playground::asset))
         .route("/metrics", get(crate::metrics::scrape))
         // Swagger UI at /docs (assets compiled in), reading the document at /openapi.json.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::spec()))

@@ -135,8 +135,12 @@ fn read_key_file(path: &Path) -> Result<Vec<Box<[u8]>>, KeyFileError> {
 /// Paths anyone may call: probes, the API description and its Swagger UI (whose calls then
 /// need a key), and (unless keyed) the metrics.
 fn is_public(path: &str, keys: &ApiKeys) -> bool {
-    matches!(path, "/health" | "/openapi.json" | "/docs")
-        || path.starts_with("/docs/")
+    // The playground's page and assets: the page asks for the key and sends it on API calls.
+    matches!(
+        path,
+        "/health" | "/openapi.json" | "/docs" | "/" | "/playground"
+    ) || path.starts_with("/docs/")
+        || path.starts_with("/playground/")
         || (path == "/metrics" && !keys.metrics_require_key)
 }
 

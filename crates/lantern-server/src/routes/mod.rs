@@ -10,6 +10,7 @@ pub mod lora;
 pub mod messages;
 mod messages_render;
 pub mod models;
+pub mod playground;
 pub mod responses;
 mod responses_input;
 mod responses_render;

@@ -13,6 +13,11 @@ fn to_model(entry: &ModelEntry, name: &str) -> Model {
     let created = entry.loaded().map_or(0, |b| b.info().created);
     let mut model = Model::new(name, created, entry.owned_by.clone());
     model.status = Some(entry.status().to_string());
+    model.memory_bytes = entry
+        .loaded()
+        .map(|b| b.info().memory_bytes)
+        .or(Some(entry.memory_bytes()))
+        .filter(|&b| b > 0);
     model
 }
 
