@@ -174,3 +174,55 @@ def test_a_keyed_server_asks_for_the_key(browser, tmp_path):
         context.close()
     finally:
         s.stop()
+
+
+def wait_reply(page, n):
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#messages li.assistant .stats')].filter(s => s.textContent.includes('TTFT')).length >= {n}",
+        timeout=60000)
+
+
+def test_multi_turn_regenerate_edit_export_and_import(page, tmp_path):
+    bodies = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/v1/chat/completions") else None)
+    page.select_option("#model", "smol-a")
+    page.fill("#temperature", "0")
+    page.fill("#max_tokens", "24")
+    page.fill("#system", "Answer in one sentence.")
+    ask(page, "What is the capital of France?")
+    wait_reply(page, 1)
+    ask(page, "And of Italy?")
+    wait_reply(page, 2)
+    # The second request carries the whole conversation.
+    assert [m["role"] for m in bodies[-1]["messages"]] == ["system", "user", "assistant", "user"]
+    assert bodies[-1]["temperature"] == 0 and bodies[-1]["max_tokens"] == 24
+    second = page.locator("#messages li.assistant").nth(1).locator(".content").inner_text()
+    page.click("#regenerate")
+    page.wait_for_function("() => document.querySelectorAll('#messages li').length === 4 && "
+                           "document.querySelector('#messages li:last-child .stats').textContent.includes('TTFT')",
+                           timeout=60000)
+    assert page.locator("#messages li.assistant").nth(1).locator(".content").inner_text() == second
+    with page.expect_download() as download:
+        page.click("#export")
+    saved = tmp_path / "conversation.json"
+    download.value.save_as(saved)
+    exported = __import__("json").loads(saved.read_text())
+    assert exported["system"] == "Answer in one sentence." and len(exported["messages"]) == 4
+    # Editing the first message drops it and everything after, and puts it back in the box.
+    page.locator("#messages li.user").first.locator("button", has_text="Edit").click()
+    assert page.input_value("#prompt") == "What is the capital of France?"
+    assert page.locator("#messages li").count() == 0
+    page.set_input_files("#import", str(saved))
+    page.wait_for_function("() => document.querySelectorAll('#messages li').length === 4")
+    assert page.locator("#messages li.assistant").nth(1).locator(".content").inner_text() == second
+    page.click("#clear")
+
+
+def test_a_phone_sized_viewport_stacks_settings_above_the_conversation(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    pg = context.new_page()
+    pg.goto(server.base + "/")
+    settings, conversation = pg.locator("#settings").bounding_box(), pg.locator("#conversation").bounding_box()
+    assert conversation["y"] >= settings["y"] + settings["height"] - 1
+    assert conversation["width"] <= 390 and settings["width"] <= 390
+    context.close()
