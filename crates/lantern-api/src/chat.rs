@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::common::{FinishReason, SamplingFields, StopSequences, StreamOptions, Usage};
+use crate::common::{
+    FinishReason, Prediction, SamplingFields, StopSequences, StreamOptions, Usage,
+};
 use crate::logprobs::ChoiceLogprobs;
 use crate::tools::{ResponseFormat, Tool, ToolCall, ToolCallChunk, ToolChoice};
 
@@ -67,6 +69,9 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Predicted Outputs: drafted and verified, so the answer comes faster, unchanged.
+    #[serde(default)]
+    pub prediction: Option<Prediction>,
     #[serde(default)]
     pub user: Option<String>,
 }

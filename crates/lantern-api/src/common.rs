@@ -54,6 +54,8 @@ pub struct Usage {
     pub completion_tokens: u32,
     pub total_tokens: u32,
     pub prompt_tokens_details: PromptTokensDetails,
+    #[serde(default)]
+    pub completion_tokens_details: CompletionTokensDetails,
 }
 
 impl Usage {
@@ -63,6 +65,79 @@ impl Usage {
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
             prompt_tokens_details: PromptTokensDetails { cached_tokens },
+            completion_tokens_details: CompletionTokensDetails::default(),
+        }
+    }
+}
+
+/// Breakdown of the completion tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompletionTokensDetails {
+    /// Tokens whose text was all reasoning.
+    pub reasoning_tokens: u32,
+    /// With `prediction`: the prediction's tokens that appeared in the completion.
+    pub accepted_prediction_tokens: u32,
+    /// With `prediction`: the prediction's tokens that did not.
+    pub rejected_prediction_tokens: u32,
+}
+
+/// `prediction` (Predicted Outputs): text the answer is expected to largely repeat, such as
+/// a file being regenerated with a small change. It makes generation faster, never different.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Prediction {
+    /// Always `content`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub content: PredictionContent,
+}
+
+/// The predicted text: a string or text parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PredictionContent {
+    Text(String),
+    Parts(Vec<PredictionPart>),
+}
+
+/// One part of a predicted output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictionPart {
+    /// Always `text`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: String,
+}
+
+impl Prediction {
+    /// The predicted text, or which part of the field is wrong.
+    pub fn text(&self) -> Result<String, crate::InvalidParam> {
+        if self.kind != "content" {
+            return Err(crate::InvalidParam::new(
+                "prediction.type",
+                format!(
+                    "'{}' is not a supported prediction type: it must be 'content'.",
+                    self.kind
+                ),
+            ));
+        }
+        match &self.content {
+            PredictionContent::Text(t) => Ok(t.clone()),
+            PredictionContent::Parts(parts) => {
+                let mut text = String::new();
+                for (i, p) in parts.iter().enumerate() {
+                    if p.kind != "text" {
+                        return Err(crate::InvalidParam::new(
+                            &format!("prediction.content[{i}].type"),
+                            format!(
+                                "'{}' is not a supported part type: it must be 'text'.",
+                                p.kind
+                            ),
+                        ));
+                    }
+                    text.push_str(&p.text);
+                }
+                Ok(text)
+            }
         }
     }
 }

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::common::{FinishReason, SamplingFields, StopSequences, StreamOptions, Usage};
+use crate::common::{
+    FinishReason, Prediction, SamplingFields, StopSequences, StreamOptions, Usage,
+};
 use crate::logprobs::CompletionLogprobs;
 
 /// Request body of `POST /v1/completions`.
@@ -54,6 +56,9 @@ pub struct CompletionRequest {
     pub logit_bias: Option<std::collections::BTreeMap<String, f64>>,
     #[serde(default)]
     pub suffix: Option<String>,
+    /// Extension: Predicted Outputs, as in chat.
+    #[serde(default)]
+    pub prediction: Option<Prediction>,
     #[serde(default)]
     pub user: Option<String>,
 }

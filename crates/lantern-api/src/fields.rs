@@ -46,6 +46,8 @@ pub const CHAT_FIELDS: &[(&str, FieldClass)] = &[
     ("min_p", Honoured),
     ("ignore_eos", Honoured),
     ("chat_template_kwargs", Honoured),
+    // Changes speed and usage, never the text.
+    ("prediction", Honoured),
     ("user", Metadata),
     ("store", Metadata),
     ("metadata", Metadata),
@@ -56,7 +58,6 @@ pub const CHAT_FIELDS: &[(&str, FieldClass)] = &[
     ("safety_identifier", Metadata),
     ("audio", Refused),
     ("modalities", Refused),
-    ("prediction", Refused),
     ("web_search_options", Refused),
     ("functions", Refused),
     ("function_call", Refused),
@@ -84,6 +85,7 @@ pub const COMPLETION_FIELDS: &[(&str, FieldClass)] = &[
     ("top_k", Honoured),
     ("min_p", Honoured),
     ("ignore_eos", Honoured),
+    ("prediction", Honoured),
     ("user", Metadata),
     ("best_of", Refused),
     ("suffix", Refused),
@@ -205,7 +207,6 @@ fn is_default(field: &str, value: &Value) -> bool {
 fn refusal(field: &str) -> String {
     match field {
         "audio" | "modalities" => "Audio output is not supported: this server generates text only (modalities: [\"text\"]).".into(),
-        "prediction" => "'prediction' (Predicted Outputs) is not supported by this server yet.".into(),
         "web_search_options" => "Web search is not available on this server.".into(),
         "functions" | "function_call" => format!("'{field}' is deprecated and not supported; use 'tools' and 'tool_choice'."),
         "verbosity" => "'verbosity' other than \"medium\" is not supported by local models.".into(),

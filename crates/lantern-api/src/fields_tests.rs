@@ -99,7 +99,6 @@ fn unknown_and_refused_fields_name_themselves() {
     for (field, value) in [
         ("audio", json!({"voice": "alloy", "format": "wav"})),
         ("modalities", json!(["text", "audio"])),
-        ("prediction", json!({"type": "content", "content": "x"})),
         ("web_search_options", json!({})),
         ("functions", json!([{"name": "f"}])),
         ("function_call", json!("auto")),

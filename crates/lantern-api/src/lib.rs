@@ -16,7 +16,8 @@ pub mod tools;
 mod validate;
 
 pub use common::{
-    stream_usage, FinishReason, PromptTokensDetails, StopSequences, StreamOptions, Usage,
+    stream_usage, CompletionTokensDetails, FinishReason, Prediction, PredictionContent,
+    PredictionPart, PromptTokensDetails, StopSequences, StreamOptions, Usage,
 };
 pub use error::{ErrorBody, ErrorResponse};
 pub use validate::{InvalidParam, MAX_STOP_SEQUENCES};

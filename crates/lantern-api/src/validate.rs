@@ -155,6 +155,9 @@ impl ChatCompletionRequest {
             }
         }
         self.validate_tools()?;
+        if let Some(p) = &self.prediction {
+            p.text()?;
+        }
         if let Some(effort) = &self.reasoning_effort {
             if !["none", "minimal", "low", "medium", "high", "xhigh", "max"]
                 .contains(&effort.as_str())
@@ -299,6 +302,9 @@ impl CompletionRequest {
                     "'logprobs' together with 'echo' (log-probabilities of the prompt) is not supported.",
                 ));
             }
+        }
+        if let Some(p) = &self.prediction {
+            p.text()?;
         }
         self.sampling().validate()
     }

@@ -91,6 +91,9 @@ pub struct EngineStats {
     pub waiting: u32,
     pub kv_used: u64,
     pub kv_total: u64,
+    /// Speculative draft tokens verified, and accepted, since the model was loaded.
+    pub drafted: u64,
+    pub accepted: u64,
 }
 
 /// Something that generates text for requests.

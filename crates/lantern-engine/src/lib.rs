@@ -8,6 +8,7 @@
 mod backend;
 mod chat_template;
 mod detokenize;
+mod draft;
 mod error;
 mod grammar;
 mod llama;
@@ -15,6 +16,7 @@ mod request;
 mod sampling;
 mod scheduler;
 mod slot;
+mod step_cost;
 mod stop;
 pub mod tools;
 
@@ -23,6 +25,7 @@ pub use backend::{
     ModelInfo,
 };
 pub use chat_template::{ChatTemplate, ChatTurn, TemplateCaps};
+pub use draft::{SpecConfig, SpecMode};
 pub use error::EngineError;
 pub use llama::{
     check_model_file, default_threads, estimate_memory, evaluate, quantize, EngineConfig,

@@ -118,6 +118,9 @@ pub struct GenerateRequest {
     pub deadline: Option<std::time::Instant>,
     /// The LoRA adapter (by name) to generate with; None: the base model.
     pub adapter: Option<String>,
+    /// Text the answer is expected to resemble (OpenAI's Predicted Outputs): drafted and
+    /// verified, so it speeds generation up without changing it.
+    pub prediction: Option<String>,
 }
 
 impl GenerateRequest {
@@ -133,6 +136,7 @@ impl GenerateRequest {
             grammar: None,
             deadline: None,
             adapter: None,
+            prediction: None,
         }
     }
 }
@@ -158,6 +162,10 @@ pub struct TokenUsage {
     pub cached_tokens: u32,
     /// From the worker receiving the request to a slot taking it (zero for a cached replay).
     pub queued: std::time::Duration,
+    /// Tokens of the request's prediction that the answer used (verified drafts), and the
+    /// rest of the prediction's tokens.
+    pub accepted_prediction_tokens: u32,
+    pub rejected_prediction_tokens: u32,
 }
 
 /// A candidate token and its log-probability.

@@ -7,13 +7,26 @@
 //! from the same logits. Sampling (penalties, bias, grammar, logprobs) is the pure-Rust
 //! [`crate::sampling::Sampler`]; the scheduler is generic over [`Runtime`] so it can be tested
 //! without llama.cpp.
+//!
+//! Speculative decoding happens in the same step: a generating sequence may add draft tokens
+//! (from [`crate::draft`]) after its next token, each with logits. Sampling then walks the
+//! draft: while the token sampled at a position equals the draft token there, that token's
+//! KV is already computed and the next position's logits are ready, so one step yields
+//! several tokens; the KV of the rest is removed. Sampling each position exactly as an
+//! ordinary step would (same sampler, same state, same random draws) makes the output
+//! identical to decoding without drafts, greedy or not: for a draft that is one fixed
+//! token, "sample, then compare" is the standard rejection-sampling acceptance. How many
+//! draft tokens go into a batch is decided by what they are expected to add (the sequence's
+//! acceptance rate) against what they cost (the step times measured by [`StepCost`]).
 
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::draft::{Drafter, SpecConfig};
 use crate::slot::{Active, AdapterRef, Fork, Job, TextOut};
+use crate::step_cost::StepCost;
 use crate::{EngineError, Event, FinishReason, TokenLogprob, TokenUsage, TopLogprob};
 
 /// The model operations the scheduler needs. Tokens and sequence ids are llama.cpp's `i32`s.
@@ -33,6 +46,9 @@ pub(crate) trait Runtime {
     fn token_piece(&self, token: i32, out: &mut Vec<u8>);
     /// Applies `adapter` (None: the base model) to every sequence of the following decodes.
     fn set_adapter(&mut self, adapter: Option<&AdapterRef>);
+    /// Whether a sequence's KV can be cut at any position (not a recurrent model), which
+    /// rejecting draft tokens needs.
+    fn can_rewind(&self) -> bool;
 }
 
 /// The cached tokens of each idle slot (empty while a slot is busy), shared with the router
@@ -49,6 +65,9 @@ pub(crate) struct SlotStats {
     pub waiting: std::sync::atomic::AtomicU32,
     /// KV cells the running sequences hold.
     pub kv_used: std::sync::atomic::AtomicU64,
+    /// Draft tokens verified, and those accepted, since the worker started.
+    pub drafted: std::sync::atomic::AtomicU64,
+    pub accepted: std::sync::atomic::AtomicU64,
 }
 
 /// Length of the common prefix of two token sequences.
@@ -60,6 +79,10 @@ pub(crate) fn common_prefix(a: &[i32], b: &[i32]) -> usize {
 /// its cache (llama-server has a similar threshold, relative to the prompt).
 const KEEP_FRACTION: f32 = 0.5;
 
+/// A draft token expected to be accepted less often than this is not worth verifying, even
+/// where the step cost says it is nearly free.
+const MIN_DRAFT_VALUE: f64 = 0.1;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SchedulerConfig {
     /// Sequences decoded together (`--parallel`).
@@ -67,6 +90,7 @@ pub(crate) struct SchedulerConfig {
     pub n_ctx_per_seq: u32,
     /// Most tokens in one decode call.
     pub max_batch_tokens: usize,
+    pub spec: SpecConfig,
 }
 
 pub(crate) struct Scheduler<R: Runtime> {
@@ -89,6 +113,10 @@ pub(crate) struct Scheduler<R: Runtime> {
     stats: Option<std::sync::Arc<SlotStats>>,
     /// While finding which sequence a failed batch cannot decode: batch only this one.
     isolate: Option<usize>,
+    /// Step times by batch size, which price draft tokens.
+    cost: StepCost,
+    /// Drafting is possible (the model's KV can be rewound).
+    drafting: bool,
     // Scratch buffers reused every token, so the decode loop does not allocate for them.
     piece: Vec<u8>,
     text: String,
@@ -96,6 +124,7 @@ pub(crate) struct Scheduler<R: Runtime> {
 
 impl<R: Runtime> Scheduler<R> {
     pub fn new(rt: R, cfg: SchedulerConfig) -> Self {
+        let drafting = !cfg.spec.is_off() && rt.can_rewind();
         Scheduler {
             rt,
             cfg,
@@ -110,6 +139,8 @@ impl<R: Runtime> Scheduler<R> {
             idle_prefixes: None,
             stats: None,
             isolate: None,
+            cost: StepCost::default(),
+            drafting,
             piece: Vec::with_capacity(64),
             text: String::with_capacity(64),
         }
@@ -178,13 +209,17 @@ impl<R: Runtime> Scheduler<R> {
     fn decode_step(&mut self) {
         self.reap_cancelled();
         self.admit();
-        if !self.build_batch() {
+        let tokens = self.build_batch();
+        if tokens == 0 {
             return;
         }
+        let started = Instant::now();
         match self.rt.decode() {
             Ok(()) => {
                 self.commit_batch();
                 self.sample_all();
+                // Sampling included: every draft token's logits row is read.
+                self.cost.record(tokens, started.elapsed().as_secs_f64());
             }
             Err(reason) => self.decode_each_alone(reason),
         }
@@ -265,6 +300,11 @@ impl<R: Runtime> Scheduler<R> {
             self.admissions += 1;
             let prompt: Arc<[i32]> = job.tokens.into();
             let outstanding = job.outstanding.map(Arc::new);
+            let max_draft = if self.drafting {
+                self.cfg.spec.max_draft as usize
+            } else {
+                0
+            };
             let now = Instant::now();
             let slots: Vec<usize> = std::iter::once(seq)
                 .chain(siblings.iter().copied())
@@ -310,6 +350,10 @@ impl<R: Runtime> Scheduler<R> {
                     _outstanding: outstanding.clone(),
                     adapter: adapter_ref.clone(),
                     _adapter_use: adapter_use.clone(),
+                    drafter: Drafter::new(job.prediction.clone()),
+                    draft: Vec::with_capacity(max_draft),
+                    drafted: 0,
+                    draft_at: 0,
                 });
             }
         }
@@ -356,8 +400,9 @@ impl<R: Runtime> Scheduler<R> {
     }
 
     /// Fills the batch: first one token per generating sequence, then prompt chunks in
-    /// admission order within the remaining budget. Returns false if there is nothing to do.
-    fn build_batch(&mut self) -> bool {
+    /// admission order within the remaining budget, then draft tokens worth their cost.
+    /// Returns the batch's size (0: nothing to do).
+    fn build_batch(&mut self) -> usize {
         self.rt.clear_batch();
         let mut n = 0usize;
         let isolate = self.isolate;
@@ -412,7 +457,70 @@ impl<R: Runtime> Scheduler<R> {
             a.chunk = take;
             a.in_batch = true;
         }
-        n > 0
+        if self.drafting {
+            n = self.add_drafts(n);
+        }
+        n
+    }
+
+    /// Proposes drafts for the generating sequences in the batch, then adds draft tokens,
+    /// the likeliest to be accepted first, while each raises the step's expected tokens per
+    /// second: a token accepted with probability `p` adds `p` tokens and costs the step time
+    /// one more batch token adds. Returns the batch's new size.
+    fn add_drafts(&mut self, base: usize) -> usize {
+        let spec = self.cfg.spec;
+        let mut outputs = 0.0f64;
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(a) = slot else { continue };
+            a.drafted = 0;
+            if a.logits_at.is_some() {
+                outputs += 1.0;
+            }
+            if !a.in_batch || a.chunk > 0 {
+                a.draft.clear();
+                continue;
+            }
+            // Tokens after the one sampled from `next_token`, within max_tokens and context.
+            let room = a.max_tokens.saturating_sub(a.generated + 1) as usize;
+            let ctx_room = (self.cfg.n_ctx_per_seq as i64 - i64::from(a.n_past) - 1).max(0);
+            let limit = (spec.max_draft as usize).min(room).min(ctx_room as usize);
+            a.drafter
+                .propose(&spec, &self.kv[seq], a.next_token, limit, &mut a.draft);
+        }
+        let mut n = base;
+        let mut time = self.cost.time(n);
+        while n < self.cfg.max_batch_tokens {
+            let best = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(seq, s)| s.as_ref().map(|a| (seq, a)))
+                .filter(|(_, a)| a.drafted < a.draft.len())
+                .map(|(seq, a)| (seq, f64::from(a.drafter.rate()).powi(a.drafted as i32 + 1)))
+                .max_by(|x, y| x.1.total_cmp(&y.1));
+            let Some((seq, value)) = best else { break };
+            let next = self.cost.time(n + 1);
+            if value < MIN_DRAFT_VALUE || (outputs + value) / next <= outputs / time {
+                break;
+            }
+            (outputs, time, n) = (outputs + value, next, n + 1);
+            if let Some(a) = self.slots[seq].as_mut() {
+                a.drafted += 1;
+            }
+        }
+        let mut at = base;
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(a) = slot.as_mut().filter(|a| a.drafted > 0) else {
+                continue;
+            };
+            a.draft_at = at as i32;
+            for (i, &token) in a.draft[..a.drafted].iter().enumerate() {
+                self.rt
+                    .add_to_batch(token, a.n_past + 1 + i as i32, seq as i32, true);
+            }
+            at += a.drafted;
+        }
+        at
     }
 
     /// A decode failed (typically no KV space). Roll back what this batch wrote, fail the most
@@ -437,7 +545,7 @@ impl<R: Runtime> Scheduler<R> {
             self.isolate = Some(seq);
             let built = self.build_batch();
             self.isolate = None;
-            if !built {
+            if built == 0 {
                 continue;
             }
             match self.rt.decode() {
@@ -513,66 +621,115 @@ impl<R: Runtime> Scheduler<R> {
             let Some(idx) = a.logits_at.take() else {
                 continue;
             };
-            let remaining = a
-                .max_tokens
-                .saturating_sub(a.generated)
-                .min(self.cfg.n_ctx_per_seq.saturating_sub(a.n_past as u32));
-            let sampled = match a.sampler.sample(self.rt.logits(idx), remaining) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.fail(seq, EngineError::Grammar(e.to_string()));
+            let (drafted, draft_at) = (std::mem::take(&mut a.drafted), a.draft_at);
+            let proposed = a.draft.first().copied();
+            let mut accepted = 0;
+            let mut at = idx;
+            // Each accepted draft token moves the sequence one position on, where the logits
+            // of the next are already computed.
+            while let Some(token) = self.sample_one(seq, at) {
+                let a = self.slots[seq]
+                    .as_mut()
+                    .expect("sample_one keeps a live slot");
+                if accepted < drafted && a.draft[accepted] == token {
+                    self.kv[seq].push(token);
+                    a.n_past += 1;
+                    at = draft_at + accepted as i32;
+                    accepted += 1;
                     continue;
                 }
-            };
-            let token = sampled.token;
-            a.generated += 1;
-            if a.first_token.is_none() {
-                a.first_token = Some(Instant::now());
+                a.next_token = token;
+                if drafted == 0 {
+                    if let Some(first) = proposed {
+                        a.drafter.shadow(first == token);
+                    }
+                }
+                break;
             }
-            let grammar_done = match a.sampler.accept(token) {
-                Ok(done) => done,
-                Err(e) => {
-                    self.fail(seq, EngineError::Grammar(e.to_string()));
-                    continue;
-                }
-            };
-            // Under a grammar the end token is its own decision: it ends the answer.
-            if (!a.ignore_eos || a.sampler.has_grammar()) && self.rt.is_eog(token) {
-                self.finish(seq, FinishReason::Stop, true);
+            if drafted == 0 {
                 continue;
             }
-            let logprob = sampled
-                .logprobs
-                .map(|(logprob, top)| token_logprob(&self.rt, token, logprob, top));
-            self.piece.clear();
-            self.rt.token_piece(token, &mut self.piece);
-            let a = self.slots[seq].as_mut().expect("slot checked above");
-            let (delta, stopped) = a.text.push(token, &self.piece, logprob, &mut self.text);
-            if let Some(delta) = delta {
-                if a.events.send(Event::Delta(delta)).is_err() {
-                    self.cancel(seq);
-                    continue;
-                }
+            if let Some(a) = self.slots[seq].as_mut() {
+                a.drafter.record(drafted, accepted);
             }
-            if let Some(i) = stopped {
-                self.finish(seq, FinishReason::StopSequence(i), false);
-            } else if grammar_done {
-                self.finish(seq, FinishReason::Stop, true);
-            } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
-                self.finish(seq, FinishReason::Length, true);
-            } else if a.deadline.is_some_and(|d| Instant::now() >= d) {
-                a.span.in_scope(|| {
-                    tracing::info!(
-                        seq,
-                        completion_tokens = a.generated,
-                        "generation deadline reached (max_request_secs): finished with length"
-                    )
-                });
-                self.finish(seq, FinishReason::Deadline, true);
-            } else {
-                a.next_token = token;
+            if accepted < drafted {
+                // The rejected drafts' KV: the sequence holds exactly what `kv` lists.
+                self.rt.truncate_seq(seq as i32, self.kv[seq].len() as i32);
+            }
+            if let Some(stats) = &self.stats {
+                use std::sync::atomic::Ordering::Relaxed;
+                stats.drafted.fetch_add(drafted as u64, Relaxed);
+                stats.accepted.fetch_add(accepted as u64, Relaxed);
             }
         }
+    }
+
+    /// Samples the token at batch entry `idx` for `seq` and sends its text. Returns it when
+    /// the sequence goes on; None when it ended (end token, stop string, grammar, length,
+    /// deadline, error or a gone client), its slot then freed.
+    fn sample_one(&mut self, seq: usize, idx: i32) -> Option<i32> {
+        let a = self.slots[seq].as_mut()?;
+        let remaining = a
+            .max_tokens
+            .saturating_sub(a.generated)
+            .min(self.cfg.n_ctx_per_seq.saturating_sub(a.n_past as u32));
+        let sampled = match a.sampler.sample(self.rt.logits(idx), remaining) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(seq, EngineError::Grammar(e.to_string()));
+                return None;
+            }
+        };
+        let token = sampled.token;
+        a.generated += 1;
+        if a.first_token.is_none() {
+            a.first_token = Some(Instant::now());
+        }
+        a.drafter.advance(token);
+        let grammar_done = match a.sampler.accept(token) {
+            Ok(done) => done,
+            Err(e) => {
+                self.fail(seq, EngineError::Grammar(e.to_string()));
+                return None;
+            }
+        };
+        // Under a grammar the end token is its own decision: it ends the answer.
+        if (!a.ignore_eos || a.sampler.has_grammar()) && self.rt.is_eog(token) {
+            self.finish(seq, FinishReason::Stop, true);
+            return None;
+        }
+        let logprob = sampled
+            .logprobs
+            .map(|(logprob, top)| token_logprob(&self.rt, token, logprob, top));
+        self.piece.clear();
+        self.rt.token_piece(token, &mut self.piece);
+        let a = self.slots[seq].as_mut().expect("slot checked above");
+        let (delta, stopped) = a.text.push(token, &self.piece, logprob, &mut self.text);
+        if let Some(delta) = delta {
+            if a.events.send(Event::Delta(delta)).is_err() {
+                self.cancel(seq);
+                return None;
+            }
+        }
+        if let Some(i) = stopped {
+            self.finish(seq, FinishReason::StopSequence(i), false);
+        } else if grammar_done {
+            self.finish(seq, FinishReason::Stop, true);
+        } else if a.generated >= a.max_tokens || a.n_past as u32 >= self.cfg.n_ctx_per_seq {
+            self.finish(seq, FinishReason::Length, true);
+        } else if a.deadline.is_some_and(|d| Instant::now() >= d) {
+            a.span.in_scope(|| {
+                tracing::info!(
+                    seq,
+                    completion_tokens = a.generated,
+                    "generation deadline reached (max_request_secs): finished with length"
+                )
+            });
+            self.finish(seq, FinishReason::Deadline, true);
+        } else {
+            return Some(token);
+        }
+        None
     }
 
     /// Sends the text held back for a possible stop string (when `flush`: no stop string
@@ -584,11 +741,15 @@ impl<R: Runtime> Scheduler<R> {
         if let Some(delta) = a.text.finish(flush) {
             let _ = a.events.send(Event::Delta(delta));
         }
+        let predicted = a.drafter.prediction_len() as u32;
+        let used = a.drafter.matched_prediction.min(predicted);
         let usage = TokenUsage {
             prompt_tokens: a.prompt.len() as u32,
             completion_tokens: a.generated,
             cached_tokens: a.cached as u32,
             queued: a.started.duration_since(a.received),
+            accepted_prediction_tokens: used,
+            rejected_prediction_tokens: predicted - used,
         };
         log_timings(seq, a, reason);
         let _ = a.events.send(Event::Done {

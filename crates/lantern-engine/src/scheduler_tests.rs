@@ -33,6 +33,9 @@ struct Fake {
     adapters: Vec<u32>,
     /// The adapter applied to each decoded batch (parallel to `history`).
     batch_adapters: Vec<u32>,
+    /// The tokens each sequence's KV holds, by position: a decode must continue exactly
+    /// where its sequence ends, as llama.cpp requires.
+    cells: Vec<Vec<i32>>,
 }
 
 impl Runtime for Fake {
@@ -53,6 +56,20 @@ impl Runtime for Fake {
             if self.batch.iter().any(|t| t.0 == poison) {
                 return Err("cannot decode this token".into());
             }
+        }
+        for &(token, pos, seq, _) in &self.batch {
+            let seq = seq as usize;
+            if self.cells.len() <= seq {
+                self.cells.resize(seq + 1, Vec::new());
+            }
+            let cells = &mut self.cells[seq];
+            assert_eq!(
+                pos as usize,
+                cells.len(),
+                "sequence {seq} decoded at position {pos} but holds {} cells",
+                cells.len()
+            );
+            cells.push(token);
         }
         self.history.push(self.batch.clone());
         self.batch_adapters.push(self.applied);
@@ -81,10 +98,21 @@ impl Runtime for Fake {
     fn truncate_seq(&mut self, seq: i32, from: i32) -> bool {
         self.truncations.push((seq, from));
         // A recurrent model keeps one state per sequence: only clearing it all works.
-        !self.recurrent || from == 0
+        let done = !self.recurrent || from == 0;
+        if done {
+            if let Some(cells) = self.cells.get_mut(seq as usize) {
+                cells.truncate(from as usize);
+            }
+        }
+        done
     }
     fn copy_seq(&mut self, src: i32, dst: i32) {
         self.copies.push((src, dst));
+        let held = self.cells.get(src as usize).cloned().unwrap_or_default();
+        if self.cells.len() <= dst as usize {
+            self.cells.resize(dst as usize + 1, Vec::new());
+        }
+        self.cells[dst as usize] = held;
     }
     fn is_eog(&self, token: i32) -> bool {
         token == EOG
@@ -96,6 +124,9 @@ impl Runtime for Fake {
         self.applied = adapter.map_or(0, |a| a.key);
         self.adapters.push(self.applied);
     }
+    fn can_rewind(&self) -> bool {
+        !self.recurrent
+    }
 }
 
 fn scheduler(n_slots: usize, max_batch_tokens: usize) -> Scheduler<Fake> {
@@ -105,6 +136,11 @@ fn scheduler(n_slots: usize, max_batch_tokens: usize) -> Scheduler<Fake> {
             n_slots,
             n_ctx_per_seq: 64,
             max_batch_tokens,
+            // Drafting has its own tests; these check the plain schedule.
+            spec: crate::SpecConfig {
+                mode: crate::SpecMode::Off,
+                ..crate::SpecConfig::default()
+            },
         },
     )
 }
@@ -146,6 +182,7 @@ fn job_with(
         deadline: None,
         span: tracing::Span::none(),
         adapter: None,
+        prediction: None,
     };
     (job, receivers)
 }
@@ -521,6 +558,7 @@ fn context_limit_ends_with_length() {
             n_slots: 1,
             n_ctx_per_seq: 6,
             max_batch_tokens: 16,
+            spec: crate::SpecConfig::default(),
         },
     );
     let (j, mut rx) = job(vec![1, 2, 3, 4], 100, &[]);
@@ -809,3 +847,6 @@ fn a_prompt_sharing_only_a_short_header_keeps_the_long_conversation_cached() {
 
 #[path = "scheduler_lora_tests.rs"]
 mod lora;
+
+#[path = "scheduler_spec_tests.rs"]
+mod spec;

@@ -10,6 +10,7 @@ use smallvec::SmallVec;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::detokenize::Utf8Stream;
+use crate::draft::Drafter;
 use crate::sampling::Sampler;
 use crate::stop::StopMatcher;
 use crate::{Delta, Event, TokenLogprob};
@@ -59,6 +60,8 @@ pub(crate) struct Job {
     /// None: the base model. The guard counts the request as using the adapter (it cannot be
     /// unloaded) until it ends.
     pub adapter: Option<(AdapterRef, Outstanding)>,
+    /// The request's predicted output, tokenized (drafts for speculative decoding).
+    pub prediction: Option<Arc<[i32]>>,
 }
 
 impl Job {
@@ -112,6 +115,12 @@ pub(crate) struct Active {
     pub adapter: Option<AdapterRef>,
     /// Holds the adapter in use, and counts the request as running under it.
     pub _adapter_use: Option<Arc<(Outstanding, Outstanding)>>,
+    pub drafter: Drafter,
+    /// Tokens proposed to follow `next_token`; the first `drafted` are in the current batch,
+    /// from batch index `draft_at` on.
+    pub draft: Vec<i32>,
+    pub drafted: usize,
+    pub draft_at: i32,
 }
 
 impl Active {

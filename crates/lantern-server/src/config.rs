@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lantern_engine::{
-    default_threads, EngineConfig, DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE, DEFAULT_PARALLEL,
+    default_threads, EngineConfig, SpecConfig, SpecMode, DEFAULT_BATCH_SIZE, DEFAULT_CTX_SIZE,
+    DEFAULT_PARALLEL,
 };
 use serde::Deserialize;
 
@@ -67,6 +68,19 @@ pub struct ServeArgs {
     /// NAME=PATH@SCALE; repeatable
     #[arg(long = "lora", value_name = "NAME=PATH[@SCALE]", value_parser = parse_lora)]
     pub lora: Vec<FileLora>,
+    /// Speculative decoding: auto (a request's `prediction`, else prompt lookup), prediction,
+    /// ngram (prompt lookup only) or off [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub speculative: Option<SpecMode>,
+    /// Most draft tokens verified per sequence and step [default: 16]
+    #[arg(long, value_name = "N")]
+    pub draft_max: Option<u32>,
+    /// Shortest run of last tokens prompt lookup matches [default: 2]
+    #[arg(long, value_name = "N")]
+    pub draft_ngram_min: Option<u32>,
+    /// Longest run of last tokens prompt lookup matches [default: 4]
+    #[arg(long, value_name = "N")]
+    pub draft_ngram_max: Option<u32>,
     /// Serve the model for embeddings only: no generation slots are created
     #[arg(long)]
     pub embeddings_only: bool,
@@ -139,6 +153,18 @@ struct FileConfig {
     /// The single model's LoRA adapters.
     #[serde(default)]
     lora: Vec<FileLora>,
+    #[serde(default)]
+    speculative: FileSpeculative,
+}
+
+/// `speculative = { mode, max_draft, min_ngram, max_ngram }`, at the top level or per model.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpeculative {
+    mode: Option<SpecMode>,
+    max_draft: Option<u32>,
+    min_ngram: Option<u32>,
+    max_ngram: Option<u32>,
 }
 
 /// One `lora = [...]` entry: an adapter served as `MODEL:NAME` (and its aliases).
@@ -279,6 +305,8 @@ struct FileModel {
     embeddings_only: Option<bool>,
     #[serde(default)]
     lora: Vec<FileLora>,
+    #[serde(default)]
+    speculative: FileSpeculative,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -393,6 +421,7 @@ impl Layers<'_> {
             None => (&f.chat_template, &f.chat_template_file),
         };
         let chat_template = chat_template(key, inline.as_ref(), file.as_ref())?;
+        let speculative = self.speculative(key, m)?;
         let threads = a.threads.or(m.and_then(|m| m.threads)).or(f.threads);
         let parallel = a.parallel.or(m.and_then(|m| m.parallel)).or(f.parallel);
         let ctx_size = a.ctx_size.or(m.and_then(|m| m.ctx_size)).or(f.ctx_size);
@@ -450,7 +479,48 @@ impl Layers<'_> {
                 || f.parse_special_in_content.unwrap_or(false),
             // The served adapters, filled in by the loader (runtime ones included).
             lora: Vec::new(),
+            speculative,
         })
+    }
+
+    fn speculative(&self, key: &str, m: Option<&FileModel>) -> Result<SpecConfig, ConfigError> {
+        let (a, f) = (self.args, &self.file.speculative);
+        let m = m.map(|m| &m.speculative);
+        let d = SpecConfig::default();
+        let pick = |flag: Option<u32>, get: fn(&FileSpeculative) -> Option<u32>, default| {
+            flag.or(m.and_then(get)).or(get(f)).unwrap_or(default)
+        };
+        let spec = SpecConfig {
+            mode: a
+                .speculative
+                .or(m.and_then(|m| m.mode))
+                .or(f.mode)
+                .unwrap_or(d.mode),
+            max_draft: pick(a.draft_max, |s| s.max_draft, d.max_draft),
+            min_ngram: pick(a.draft_ngram_min, |s| s.min_ngram, d.min_ngram),
+            max_ngram: pick(a.draft_ngram_max, |s| s.max_ngram, d.max_ngram),
+        };
+        let invalid = |field: &str, reason: String| ConfigError::Invalid {
+            key: format!("{key}speculative.{field}"),
+            reason,
+        };
+        if spec.max_draft > 64 {
+            return Err(invalid(
+                "max_draft",
+                format!("{} is above the maximum 64", spec.max_draft),
+            ));
+        }
+        at_least(format!("{key}speculative.min_ngram"), spec.min_ngram, 1)?;
+        if spec.max_ngram < spec.min_ngram || spec.max_ngram > 16 {
+            return Err(invalid(
+                "max_ngram",
+                format!(
+                    "{} must be between min_ngram ({}) and 16",
+                    spec.max_ngram, spec.min_ngram
+                ),
+            ));
+        }
+        Ok(spec)
     }
 }
 

@@ -101,6 +101,14 @@ fn describe() {
         Unit::Seconds,
         "How long the model's last load took."
     );
+    describe_counter!(
+        "lantern_spec_draft_tokens_total",
+        "Draft tokens verified by speculative decoding (since the model was loaded)."
+    );
+    describe_counter!(
+        "lantern_spec_accepted_tokens_total",
+        "Draft tokens that were accepted (since the model was loaded)."
+    );
     describe_gauge!(
         "lantern_lora_adapters_loaded",
         "LoRA adapters loaded on the model."
@@ -175,6 +183,10 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         .set(1.0);
         if let Some(backend) = entry.loaded() {
             lora_gauges(&model, backend.as_ref());
+            counter!("lantern_spec_draft_tokens_total", "model" => model.clone())
+                .absolute(stats.drafted);
+            counter!("lantern_spec_accepted_tokens_total", "model" => model.clone())
+                .absolute(stats.accepted);
         }
     }
     handle.run_upkeep();

@@ -295,19 +295,26 @@ impl ChoiceState {
 }
 
 /// Usage of a response: each prompt counted once (its choices share it), completions summed.
-pub fn total_usage<'a>(choices: impl IntoIterator<Item = (u32, &'a TokenUsage)>) -> Usage {
+pub fn total_usage<'a>(choices: impl IntoIterator<Item = &'a FinishedChoice>) -> Usage {
     let mut prompts = std::collections::BTreeMap::new();
-    let mut completion = 0;
-    for (prompt, u) in choices {
+    let (mut completion, mut details) = (0, lantern_api::CompletionTokensDetails::default());
+    for c in choices {
+        let u = &c.usage;
         prompts
-            .entry(prompt)
+            .entry(c.prompt)
             .or_insert((u.prompt_tokens, u.cached_tokens));
         completion += u.completion_tokens;
+        details.reasoning_tokens += c.reasoning_tokens;
+        details.accepted_prediction_tokens += u.accepted_prediction_tokens;
+        details.rejected_prediction_tokens += u.rejected_prediction_tokens;
     }
     let (prompt_tokens, cached) = prompts
         .values()
         .fold((0, 0), |(p, c), (pp, cc)| (p + pp, c + cc));
-    Usage::new(prompt_tokens, completion, cached)
+    Usage {
+        completion_tokens_details: details,
+        ..Usage::new(prompt_tokens, completion, cached)
+    }
 }
 
 #[cfg(test)]
@@ -359,14 +366,30 @@ mod tests {
 
     #[test]
     fn usage_counts_each_prompt_once() {
-        let u = TokenUsage {
-            prompt_tokens: 10,
-            completion_tokens: 3,
-            cached_tokens: 2,
-            ..Default::default()
+        let mut state = ChoiceState::new(&mut source(OutputFormat::default()), false, false);
+        state.finish(
+            lantern_engine::FinishReason::Stop,
+            TokenUsage {
+                prompt_tokens: 10,
+                completion_tokens: 3,
+                cached_tokens: 2,
+                accepted_prediction_tokens: 2,
+                rejected_prediction_tokens: 5,
+                ..Default::default()
+            },
+        );
+        let (one, _) = state.into_parts();
+        let other = FinishedChoice {
+            prompt: 1,
+            ..one.clone()
         };
-        let usage = total_usage([(0, &u), (0, &u), (1, &u)]);
+        let usage = total_usage([&one, &one, &other]);
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (20, 9));
         assert_eq!(usage.prompt_tokens_details.cached_tokens, 4);
+        let d = &usage.completion_tokens_details;
+        assert_eq!(
+            (d.accepted_prediction_tokens, d.rejected_prediction_tokens),
+            (6, 15)
+        );
     }
 }

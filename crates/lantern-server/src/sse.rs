@@ -111,7 +111,7 @@ pub fn usage_and_done(
     out: &mut Vec<Frame>,
 ) {
     if include_usage {
-        let usage = crate::output::total_usage(choices.iter().map(|c| (c.prompt, &c.usage)));
+        let usage = crate::output::total_usage(choices.iter().copied());
         out.push(Frame::data(usage_chunk(usage)));
     }
     out.push(Frame::data("[DONE]".into()));

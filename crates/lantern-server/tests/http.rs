@@ -357,7 +357,7 @@ async fn unknown_and_refused_fields_are_400_naming_them() {
     for (field, value) in [
         ("repetition_penalty", "1.2"),
         ("audio", r#"{"voice":"alloy"}"#),
-        ("prediction", r#"{"type":"content","content":"x"}"#),
+        ("web_search_options", "{}"),
     ] {
         let body = format!(
             r#"{{"model":"fake","messages":[{{"role":"user","content":"hi"}}],"{field}":{value}}}"#

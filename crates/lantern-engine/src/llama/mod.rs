@@ -36,7 +36,7 @@ use crate::grammar::SharedCompiler;
 use crate::sampling::Sampler;
 use crate::scheduler::{common_prefix, IdlePrefixes, SlotStats};
 use crate::slot::{ChoiceJob, Job, Outstanding};
-use crate::{EngineError, GenerateRequest, Prompt, MAX_TOP_LOGPROBS};
+use crate::{EngineError, GenerateRequest, Prompt, SpecConfig, MAX_TOP_LOGPROBS};
 use embed::Embedder;
 use prepare::{may_add_special, prepare, token_text, VocabFacts};
 
@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub parse_special_in_content: bool,
     /// LoRA adapters loaded with the model.
     pub lora: Vec<LoraSpec>,
+    /// Speculative decoding (drafts from predictions and prompt lookup).
+    pub speculative: SpecConfig,
 }
 
 impl EngineConfig {
@@ -91,6 +93,7 @@ impl EngineConfig {
             embeddings_only: false,
             parse_special_in_content: false,
             lora: Vec::new(),
+            speculative: SpecConfig::default(),
         }
     }
 
@@ -419,6 +422,34 @@ fn tokens_of(model: &LlamaModel, input: EmbedInput) -> Result<Vec<i32>, EngineEr
     Ok(tokens)
 }
 
+/// Longest prediction, in bytes per token of the context, tokenized before its token count
+/// is checked (no token of a real vocabulary is longer).
+const MAX_PREDICTION_BYTES_PER_TOKEN: usize = 64;
+
+impl LlamaEngine {
+    /// A request's predicted output as tokens, as the answer would be tokenized (literal
+    /// text, no BOS). It can be no longer than an answer can be.
+    fn prediction_tokens(&self, text: &str) -> Result<Arc<[i32]>, EngineError> {
+        let limit = self.info.n_ctx_per_seq as usize;
+        let too_long = |size: String| {
+            EngineError::InvalidRequest {
+            message: format!(
+                "The prediction ({size}) is longer than an answer can be: at most {limit} tokens (the context per sequence)."
+            ),
+            param: Some("prediction".into()),
+        }
+        };
+        if text.len() > limit * MAX_PREDICTION_BYTES_PER_TOKEN {
+            return Err(too_long(format!("{} bytes", text.len())));
+        }
+        let tokens = self.model.vocab().tokenize(text.as_bytes(), false, false);
+        if tokens.len() > limit {
+            return Err(too_long(format!("{} tokens", tokens.len())));
+        }
+        Ok(tokens.into_iter().map(|t| t.0).collect())
+    }
+}
+
 #[async_trait]
 impl Backend for LlamaEngine {
     fn info(&self) -> &ModelInfo {
@@ -443,6 +474,8 @@ impl Backend for LlamaEngine {
             total.running += w.stats.running.load(Ordering::Relaxed);
             total.waiting += w.stats.waiting.load(Ordering::Relaxed);
             total.kv_used += w.stats.kv_used.load(Ordering::Relaxed);
+            total.drafted += w.stats.drafted.load(Ordering::Relaxed);
+            total.accepted += w.stats.accepted.load(Ordering::Relaxed);
             total.kv_total += per_worker;
         }
         total
@@ -465,6 +498,7 @@ impl Backend for LlamaEngine {
             grammar: answer,
             deadline,
             adapter,
+            prediction,
         } = request;
         // Claimed before the (slow) preparation, so the adapter cannot be unloaded meanwhile.
         let adapter = adapter.map(|name| self.adapters.claim(&name)).transpose()?;
@@ -506,6 +540,10 @@ impl Backend for LlamaEngine {
             receivers.push(rx);
         }
         let prompt_tokens = prepared.tokens.len() as u32;
+        let prediction = prediction
+            .filter(|p| !p.is_empty())
+            .map(|p| self.prediction_tokens(&p))
+            .transpose()?;
         let job = Job {
             tokens: prepared.tokens,
             max_tokens: max_tokens.unwrap_or(u32::MAX),
@@ -517,6 +555,7 @@ impl Backend for LlamaEngine {
             deadline,
             span: tracing::Span::current(),
             adapter,
+            prediction,
         };
         worker.jobs.send(job).map_err(|_| EngineError::WorkerGone)?;
         Ok(Generation {

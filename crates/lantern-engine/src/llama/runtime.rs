@@ -17,6 +17,8 @@ pub(crate) struct LlamaRuntime<'m> {
     pub preserved: Vec<i32>,
     /// The adapter the context applies, held so it is not freed meanwhile.
     pub adapter: Option<AdapterRef>,
+    /// A sequence's KV can be cut at any position (not a recurrent or hybrid model).
+    pub rewindable: bool,
 }
 
 impl Runtime for LlamaRuntime<'_> {
@@ -79,5 +81,9 @@ impl Runtime for LlamaRuntime<'_> {
             None => lora::clear(&mut self.ctx),
         }
         self.adapter = adapter.cloned();
+    }
+
+    fn can_rewind(&self) -> bool {
+        self.rewindable
     }
 }

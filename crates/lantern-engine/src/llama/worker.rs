@@ -95,6 +95,8 @@ fn run(
         batch: LlamaBatch::new(batch_tokens, 1),
         preserved,
         adapter: None,
+        // llama.cpp keeps one state per sequence for these: no cutting drafts off.
+        rewindable: !model.is_recurrent() && !model.is_hybrid(),
     };
     let mut scheduler = Scheduler::new(
         runtime,
@@ -102,6 +104,7 @@ fn run(
             n_slots: config.parallel as usize,
             n_ctx_per_seq,
             max_batch_tokens: batch_tokens,
+            spec: config.speculative,
         },
     );
     scheduler.publish_idle_prefixes(idle_prefixes);

@@ -64,7 +64,7 @@ pub async fn chat_completions(
         job.logprobs.is_some(),
         stream,
         |done| {
-            let usage = total_usage(done.iter().map(|c| (c.prompt, &c.usage)));
+            let usage = total_usage(done.iter());
             let choices = done
                 .iter()
                 .enumerate()
@@ -128,13 +128,15 @@ impl<'s> ChatJob<'s> {
         let prompt = chat_prompt(req);
         let may_call =
             !prompt.tools.is_empty() && prompt.tool_choice != lantern_engine::ToolChoice::None;
-        let request = generate_request(
+        let mut request = generate_request(
             &fields,
             Prompt::Chat(prompt),
             req.ignore_eos,
             logprobs,
             grammar(req.response_format.as_ref()),
         );
+        // Checked by validate().
+        request.prediction = req.prediction.as_ref().and_then(|p| p.text().ok());
         Ok(ChatJob {
             target,
             key,

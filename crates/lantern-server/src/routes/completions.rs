@@ -95,7 +95,9 @@ pub async fn completions(
                 PromptInput::Text(t) => Prompt::Text(t),
                 PromptInput::Tokens(t) => Prompt::Tokens(t),
             };
-            generate_request(&fields, prompt, req.ignore_eos, logprobs, None)
+            let mut request = generate_request(&fields, prompt, req.ignore_eos, logprobs, None);
+            request.prediction = req.prediction.as_ref().and_then(|p| p.text().ok());
+            request
         })
         .collect();
     let meta = ResponseMeta::new("cmpl", &req.model);
@@ -113,7 +115,7 @@ pub async fn completions(
         logprobs.is_some(),
         stream,
         |done| {
-            let usage = total_usage(done.iter().map(|c| (c.prompt, &c.usage)));
+            let usage = total_usage(done.iter());
             let choices = done
                 .into_iter()
                 .zip(echoes.into_iter().zip(starts))

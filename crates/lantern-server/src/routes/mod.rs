@@ -89,6 +89,8 @@ pub(crate) fn generate_request(
         deadline: None,
         // Set from the request's target when it is scheduled.
         adapter: None,
+        // Chat and completions set it from `prediction`.
+        prediction: None,
     }
 }
 
