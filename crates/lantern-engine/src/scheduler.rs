@@ -24,13 +24,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::draft::{Drafter, SpecConfig};
+use crate::draft::{Drafter, SpecConfig, Tokenizer};
 use crate::slot::{Active, AdapterRef, Fork, Job, TextOut};
 use crate::step_cost::StepCost;
 use crate::{EngineError, Event, FinishReason, TokenLogprob, TokenUsage, TopLogprob};
 
 /// The model operations the scheduler needs. Tokens and sequence ids are llama.cpp's `i32`s.
-pub(crate) trait Runtime {
+pub(crate) trait Runtime: Tokenizer {
     fn clear_batch(&mut self);
     fn add_to_batch(&mut self, token: i32, pos: i32, seq: i32, logits: bool);
     fn decode(&mut self) -> Result<(), String>;
@@ -43,7 +43,6 @@ pub(crate) trait Runtime {
     /// Makes `dst` hold exactly the KV of `src` (the choices of one prompt).
     fn copy_seq(&mut self, src: i32, dst: i32);
     fn is_eog(&self, token: i32) -> bool;
-    fn token_piece(&self, token: i32, out: &mut Vec<u8>);
     /// Applies `adapter` (None: the base model) to every sequence of the following decodes.
     fn set_adapter(&mut self, adapter: Option<&AdapterRef>);
     /// Whether a sequence's KV can be cut at any position (not a recurrent model), which
@@ -484,8 +483,9 @@ impl<R: Runtime> Scheduler<R> {
             let room = a.max_tokens.saturating_sub(a.generated + 1) as usize;
             let ctx_room = (self.cfg.n_ctx_per_seq as i64 - i64::from(a.n_past) - 1).max(0);
             let limit = (spec.max_draft as usize).min(room).min(ctx_room as usize);
+            let (history, last) = (&self.kv[seq], a.next_token);
             a.drafter
-                .propose(&spec, &self.kv[seq], a.next_token, limit, &mut a.draft);
+                .propose(&spec, &self.rt, history, last, limit, &mut a.draft);
         }
         let mut n = base;
         let mut time = self.cost.time(n);
@@ -685,7 +685,6 @@ impl<R: Runtime> Scheduler<R> {
         if a.first_token.is_none() {
             a.first_token = Some(Instant::now());
         }
-        a.drafter.advance(token);
         let grammar_done = match a.sampler.accept(token) {
             Ok(done) => done,
             Err(e) => {
@@ -704,6 +703,7 @@ impl<R: Runtime> Scheduler<R> {
         self.piece.clear();
         self.rt.token_piece(token, &mut self.piece);
         let a = self.slots[seq].as_mut().expect("slot checked above");
+        a.drafter.advance(&self.piece);
         let (delta, stopped) = a.text.push(token, &self.piece, logprob, &mut self.text);
         if let Some(delta) = delta {
             if a.events.send(Event::Delta(delta)).is_err() {

@@ -26,7 +26,7 @@ fn spec_scheduler(n_slots: usize, mode: SpecMode, cost: StepCost) -> Scheduler<F
 
 /// Memory-bound steps: each extra token costs a tenth of a one-token step.
 fn cheap_tokens() -> StepCost {
-    StepCost::fixed(&[(1, 1.0), (64, 7.3)])
+    StepCost::fixed(&[(1, 1.0), (8, 1.7), (16, 2.5), (32, 4.1), (64, 7.3)])
 }
 
 fn with_prediction(
@@ -36,7 +36,12 @@ fn with_prediction(
     prediction: &[i32],
 ) -> (Job, UnboundedReceiver<Event>) {
     let (mut j, rx) = job(tokens, max_tokens, stop);
-    j.prediction = Some(prediction.into());
+    // The fake's text for these tokens: "4 5 6 ".
+    let text: String = prediction.iter().map(|t| format!("{t} ")).collect();
+    j.prediction = Some(crate::draft::Predicted {
+        text: text.as_bytes().into(),
+        tokens: prediction.len() as u32,
+    });
     (j, rx)
 }
 
@@ -252,7 +257,7 @@ fn compute_bound_steps_get_no_drafts() {
     let mut s = spec_scheduler(
         1,
         SpecMode::Prediction,
-        StepCost::fixed(&[(1, 1.0), (64, 64.0)]),
+        StepCost::fixed(&[(1, 1.0), (8, 8.0), (16, 16.0), (32, 32.0), (64, 64.0)]),
     );
     let prediction: Vec<i32> = (4..20).collect();
     let (j, mut rx) = with_prediction(vec![1, 2, 3], 10, &[], &prediction);

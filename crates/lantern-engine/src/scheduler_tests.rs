@@ -38,6 +38,20 @@ struct Fake {
     cells: Vec<Vec<i32>>,
 }
 
+impl crate::draft::Tokenizer for Fake {
+    /// The inverse of the pieces: "4 5 " is tokens 4 and 5.
+    fn tokenize(&self, text: &[u8], out: &mut Vec<i32>) {
+        let text = String::from_utf8_lossy(text);
+        out.extend(
+            text.split_terminator(' ')
+                .filter_map(|t| t.parse::<i32>().ok()),
+        );
+    }
+    fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("{token} ").as_bytes());
+    }
+}
+
 impl Runtime for Fake {
     fn clear_batch(&mut self) {
         self.batch.clear();
@@ -116,9 +130,6 @@ impl Runtime for Fake {
     }
     fn is_eog(&self, token: i32) -> bool {
         token == EOG
-    }
-    fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
-        out.extend_from_slice(format!("{token} ").as_bytes());
     }
     fn set_adapter(&mut self, adapter: Option<&AdapterRef>) {
         self.applied = adapter.map_or(0, |a| a.key);

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::detokenize::Utf8Stream;
-use crate::draft::Drafter;
+use crate::draft::{Drafter, Predicted};
 use crate::sampling::Sampler;
 use crate::stop::StopMatcher;
 use crate::{Delta, Event, TokenLogprob};
@@ -60,8 +60,8 @@ pub(crate) struct Job {
     /// None: the base model. The guard counts the request as using the adapter (it cannot be
     /// unloaded) until it ends.
     pub adapter: Option<(AdapterRef, Outstanding)>,
-    /// The request's predicted output, tokenized (drafts for speculative decoding).
-    pub prediction: Option<Arc<[i32]>>,
+    /// The request's predicted output (drafts for speculative decoding).
+    pub prediction: Option<Predicted>,
 }
 
 impl Job {

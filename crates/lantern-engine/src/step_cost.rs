@@ -75,21 +75,27 @@ impl StepCost {
     }
 
     /// Estimated seconds (or units) of a step with `tokens` batch tokens: linear between the
-    /// measured classes around it, never falling as tokens grow.
+    /// measured classes around it when they are near (the cost per token falls as batches
+    /// grow, so a far larger class would make the next tokens look cheap), else on from the
+    /// nearest smaller class at the slope that led to it; never falling as tokens grow.
     pub fn time(&self, tokens: usize) -> f64 {
         let x = tokens.max(1) as f64;
         let unit = self.unit();
-        let (mut lo, mut hi) = ((1.0, unit), None::<(f64, f64)>);
+        let (mut below, mut lo, mut hi) = (None::<(f64, f64)>, (1.0, unit), None::<(f64, f64)>);
         for &(n, t) in self.classes.iter().filter(|c| c.0 > 0.0) {
             if n <= x {
+                if n > lo.0 {
+                    below = Some(lo);
+                }
                 lo = (n, t.max(lo.1));
             } else {
                 hi = Some((n, t));
                 break;
             }
         }
-        let slope = match hi {
-            Some((n, t)) if n > lo.0 => (t - lo.1) / (n - lo.0),
+        let slope = match (hi, below) {
+            (Some((n, t)), _) if n - lo.0 <= lo.0.max(8.0) => (t - lo.1) / (n - lo.0),
+            (_, Some((n, t))) if lo.0 > n => (lo.1 - t) / (lo.0 - n),
             _ => PRIOR_SLOPE * unit,
         };
         lo.1 + slope.max(MIN_SLOPE * unit) * (x - lo.0)
@@ -111,16 +117,18 @@ mod tests {
     fn measured_sizes_are_interpolated_and_never_free() {
         let mut c = StepCost::default();
         c.record(1, 0.010);
-        c.record(8, 0.012);
-        c.record(64, 0.060);
+        c.record(8, 0.017);
+        c.record(16, 0.033);
+        c.record(512, 0.500);
         assert!((c.time(1) - 0.010).abs() < 1e-9);
-        assert!(c.time(4) > 0.010 && c.time(4) < 0.012);
-        assert!((c.time(36) - 0.036).abs() < 1e-6);
-        // Beyond the largest class the prior slope applies.
-        assert!(c.time(65) > c.time(64));
+        assert!((c.time(4) - 0.013).abs() < 1e-6);
+        // Between 8 and 16 (near): interpolated.
+        assert!((c.time(12) - 0.025).abs() < 1e-6);
+        // Past 16 the next measured class is far: the slope from 8 to 16 goes on.
+        assert!((c.time(20) - 0.041).abs() < 1e-6);
         // A noisy class measured faster than a smaller one does not make tokens free.
-        c.record(16, 0.005);
-        assert!(c.time(17) > c.time(16));
-        assert!(c.time(16) >= 0.012);
+        c.record(24, 0.020);
+        assert!(c.time(25) > c.time(24));
+        assert!(c.time(24) >= 0.033);
     }
 }

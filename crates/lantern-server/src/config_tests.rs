@@ -381,3 +381,62 @@ fn lora_flag_takes_name_path_and_an_optional_scale() {
     assert!(parse_lora("no-equals").unwrap_err().contains("NAME=PATH"));
     assert!(parse_lora("x=y.gguf@loud").unwrap_err().contains("loud"));
 }
+
+#[test]
+fn speculative_settings_layer_flags_over_model_over_file() {
+    let path = write(
+        "spec.toml",
+        r#"
+speculative = { mode = "ngram", max_draft = 8 }
+[[models]]
+path = "a.gguf"
+speculative = { min_ngram = 3 }
+[[models]]
+path = "b.gguf"
+"#,
+    );
+    let cfg = resolve_file(&path).unwrap();
+    let (a, b) = (
+        &cfg.models[0].engine.speculative,
+        &cfg.models[1].engine.speculative,
+    );
+    assert_eq!(
+        (a.mode, a.max_draft, a.min_ngram, a.max_ngram),
+        (SpecMode::Ngram, 8, 3, 4)
+    );
+    assert_eq!((b.mode, b.min_ngram), (SpecMode::Ngram, 2));
+    let cfg = ServeConfig::resolve(ServeArgs {
+        config: Some(path.clone()),
+        speculative: Some(SpecMode::Off),
+        draft_max: Some(4),
+        ..Default::default()
+    })
+    .unwrap();
+    let a = &cfg.models[0].engine.speculative;
+    assert_eq!((a.mode, a.max_draft, a.min_ngram), (SpecMode::Off, 4, 3));
+    assert_eq!(
+        ServeConfig::resolve(ServeArgs::default()).unwrap().models[0]
+            .engine
+            .speculative,
+        SpecConfig::default()
+    );
+}
+
+#[test]
+fn speculative_mistakes_are_config_errors() {
+    for (text, key) in [
+        ("speculative = { mode = \"fast\" }", "mode"),
+        ("speculative = { max_draft = 100 }", "speculative.max_draft"),
+        (
+            "speculative = { min_ngram = 5, max_ngram = 3 }",
+            "speculative.max_ngram",
+        ),
+        ("speculative = { min_ngram = 0 }", "speculative.min_ngram"),
+        ("speculative = { drafts = 3 }", "drafts"),
+    ] {
+        let err = resolve_file(&write("bad-spec.toml", text))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}

@@ -32,6 +32,7 @@ use crate::backend::{
     AdapterInfo, Backend, EmbedInput, Embedding, EngineStats, Generation, LoraSpec, ModelInfo,
 };
 use crate::chat_template::ChatTemplate;
+use crate::draft::Predicted;
 use crate::grammar::SharedCompiler;
 use crate::sampling::Sampler;
 use crate::scheduler::{common_prefix, IdlePrefixes, SlotStats};
@@ -429,7 +430,7 @@ const MAX_PREDICTION_BYTES_PER_TOKEN: usize = 64;
 impl LlamaEngine {
     /// A request's predicted output as tokens, as the answer would be tokenized (literal
     /// text, no BOS). It can be no longer than an answer can be.
-    fn prediction_tokens(&self, text: &str) -> Result<Arc<[i32]>, EngineError> {
+    fn prediction_tokens(&self, text: &str) -> Result<Predicted, EngineError> {
         let limit = self.info.n_ctx_per_seq as usize;
         let too_long = |size: String| {
             EngineError::InvalidRequest {
@@ -446,7 +447,10 @@ impl LlamaEngine {
         if tokens.len() > limit {
             return Err(too_long(format!("{} tokens", tokens.len())));
         }
-        Ok(tokens.into_iter().map(|t| t.0).collect())
+        Ok(Predicted {
+            text: text.as_bytes().into(),
+            tokens: tokens.len() as u32,
+        })
     }
 }
 

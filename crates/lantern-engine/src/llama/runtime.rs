@@ -6,6 +6,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::lora::{self, LoraAdapter};
+use crate::draft::Tokenizer;
 use crate::scheduler::Runtime;
 use crate::slot::AdapterRef;
 
@@ -19,6 +20,20 @@ pub(crate) struct LlamaRuntime<'m> {
     pub adapter: Option<AdapterRef>,
     /// A sequence's KV can be cut at any position (not a recurrent or hybrid model).
     pub rewindable: bool,
+}
+
+impl Tokenizer for LlamaRuntime<'_> {
+    fn tokenize(&self, text: &[u8], out: &mut Vec<i32>) {
+        let tokens = self.model.vocab().tokenize(text, false, false);
+        out.extend(tokens.into_iter().map(|t| t.0));
+    }
+
+    fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
+        let special = self.preserved.binary_search(&token).is_ok();
+        self.model
+            .vocab()
+            .token_to_piece_into(LlamaToken(token), out, special, None);
+    }
 }
 
 impl Runtime for LlamaRuntime<'_> {
@@ -66,13 +81,6 @@ impl Runtime for LlamaRuntime<'_> {
 
     fn is_eog(&self, token: i32) -> bool {
         self.model.vocab().is_eog(LlamaToken(token))
-    }
-
-    fn token_piece(&self, token: i32, out: &mut Vec<u8>) {
-        let special = self.preserved.binary_search(&token).is_ok();
-        self.model
-            .vocab()
-            .token_to_piece_into(LlamaToken(token), out, special, None);
     }
 
     fn set_adapter(&mut self, adapter: Option<&AdapterRef>) {
