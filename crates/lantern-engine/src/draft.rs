@@ -184,11 +184,7 @@ impl Followed {
         while n >= MIN_RESYNC_BYTES {
             let needle = &self.tail[self.tail.len() - n..];
             let find = |from: usize| {
-                self.text
-                    .get(from..)?
-                    .windows(n)
-                    .position(|w| w == needle)
-                    .map(|p| from + p + n)
+                memchr::memmem::find(self.text.get(from..)?, needle).map(|p| from + p + n)
             };
             if let Some(at) = find(self.floor).or_else(|| find(0)) {
                 self.at = Some(at);
@@ -208,21 +204,20 @@ impl Followed {
             self.tail.drain(..cut.min(self.tail.len()));
         }
         self.tail.extend_from_slice(piece);
-        let followed = match self.at {
+        match self.at {
             Some(at) if !piece.is_empty() && self.text[at..].starts_with(piece) => {
                 self.at = Some(at + piece.len());
                 self.floor = at + piece.len();
                 true
             }
             // A piece with no text (a control token) leaves the place as it is.
-            Some(_) if piece.is_empty() => return false,
+            Some(_) if piece.is_empty() => false,
             _ => {
                 self.at = None;
                 self.resync();
                 false
             }
-        };
-        followed
+        }
     }
 }
 

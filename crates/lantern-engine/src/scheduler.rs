@@ -462,20 +462,21 @@ impl<R: Runtime> Scheduler<R> {
         n
     }
 
-    /// Proposes drafts for the generating sequences in the batch, then adds draft tokens,
-    /// the likeliest to be accepted first, while each raises the step's expected tokens per
-    /// second: a token accepted with probability `p` adds `p` tokens and costs the step time
-    /// one more batch token adds. Returns the batch's new size.
+    /// Proposes drafts for the generating sequences in the batch, then adds draft tokens in
+    /// levels, one more per sequence each, while a level raises the step's expected tokens
+    /// per second: a token accepted with probability `p` adds `p` tokens, and a level costs
+    /// the step time its tokens add. Every sequence gets the same number, and a batch with
+    /// a prompt chunk gets none: llama.cpp splits a batch into micro-batches holding equally
+    /// many tokens of each sequence, so an uneven draft would cost a whole extra pass.
+    /// Returns the batch's new size.
     fn add_drafts(&mut self, base: usize) -> usize {
         let spec = self.cfg.spec;
-        let mut outputs = 0.0f64;
+        let (mut seqs, mut depth, mut prefilling) = (0usize, usize::MAX, false);
         for (seq, slot) in self.slots.iter_mut().enumerate() {
             let Some(a) = slot else { continue };
             a.drafted = 0;
-            if a.logits_at.is_some() {
-                outputs += 1.0;
-            }
             if !a.in_batch || a.chunk > 0 {
+                prefilling |= a.chunk > 0;
                 a.draft.clear();
                 continue;
             }
@@ -486,27 +487,33 @@ impl<R: Runtime> Scheduler<R> {
             let (history, last) = (&self.kv[seq], a.next_token);
             a.drafter
                 .propose(&spec, &self.rt, history, last, limit, &mut a.draft);
+            seqs += 1;
+            depth = depth.min(a.draft.len());
         }
-        let mut n = base;
+        if seqs == 0 || prefilling {
+            return base;
+        }
+        let (mut outputs, mut n, mut levels) = (seqs as f64, base, 0);
         let mut time = self.cost.time(n);
-        while n < self.cfg.max_batch_tokens {
-            let best = self
+        while levels < depth && n + seqs <= self.cfg.max_batch_tokens {
+            let value: f64 = self
                 .slots
                 .iter()
-                .enumerate()
-                .filter_map(|(seq, s)| s.as_ref().map(|a| (seq, a)))
-                .filter(|(_, a)| a.drafted < a.draft.len())
-                .map(|(seq, a)| (seq, f64::from(a.drafter.rate()).powi(a.drafted as i32 + 1)))
-                .max_by(|x, y| x.1.total_cmp(&y.1));
-            let Some((seq, value)) = best else { break };
-            let next = self.cost.time(n + 1);
-            if value < MIN_DRAFT_VALUE || (outputs + value) / next <= outputs / time {
+                .flatten()
+                .filter(|a| a.in_batch)
+                .map(|a| f64::from(a.drafter.rate()).powi(levels as i32 + 1))
+                .sum();
+            let next = self.cost.time(n + seqs);
+            if value < MIN_DRAFT_VALUE * seqs as f64 || (outputs + value) / next <= outputs / time {
                 break;
             }
-            (outputs, time, n) = (outputs + value, next, n + 1);
-            if let Some(a) = self.slots[seq].as_mut() {
-                a.drafted += 1;
-            }
+            (outputs, time, n, levels) = (outputs + value, next, n + seqs, levels + 1);
+        }
+        if levels == 0 {
+            return base;
+        }
+        for a in self.slots.iter_mut().flatten().filter(|a| a.in_batch) {
+            a.drafted = levels;
         }
         let mut at = base;
         for (seq, slot) in self.slots.iter_mut().enumerate() {
