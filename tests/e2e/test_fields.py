@@ -12,7 +12,6 @@ BASE = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Say hi."}],
 @pytest.mark.parametrize("field,value", [
     ("audio", {"voice": "alloy", "format": "wav"}),
     ("modalities", ["text", "audio"]),
-    ("prediction", {"type": "content", "content": "hi"}),
     ("web_search_options", {}),
     ("functions", [{"name": "f", "parameters": {"type": "object"}}]),
     ("function_call", "auto"),

@@ -425,7 +425,10 @@ path = "b.gguf"
 #[test]
 fn speculative_mistakes_are_config_errors() {
     for (text, key) in [
-        ("speculative = { mode = \"fast\" }", "unknown variant `fast`"),
+        (
+            "speculative = { mode = \"fast\" }",
+            "unknown variant `fast`",
+        ),
         ("speculative = { max_draft = 100 }", "speculative.max_draft"),
         (
             "speculative = { min_ngram = 5, max_ngram = 3 }",
