@@ -462,76 +462,6 @@ impl<R: Runtime> Scheduler<R> {
         n
     }
 
-    /// Proposes drafts for the generating sequences in the batch, then adds draft tokens in
-    /// levels, one more per sequence each, while a level raises the step's expected tokens
-    /// per second: a token accepted with probability `p` adds `p` tokens, and a level costs
-    /// the step time its tokens add. Every sequence gets the same number, and a batch with
-    /// a prompt chunk gets none: llama.cpp splits a batch into micro-batches holding equally
-    /// many tokens of each sequence, so an uneven draft would cost a whole extra pass.
-    /// Returns the batch's new size.
-    fn add_drafts(&mut self, base: usize) -> usize {
-        let spec = self.cfg.spec;
-        let (mut seqs, mut depth, mut prefilling) = (0usize, usize::MAX, false);
-        for (seq, slot) in self.slots.iter_mut().enumerate() {
-            let Some(a) = slot else { continue };
-            a.drafted = 0;
-            if !a.in_batch || a.chunk > 0 {
-                prefilling |= a.chunk > 0;
-                a.draft.clear();
-                continue;
-            }
-            // Tokens after the one sampled from `next_token`, within max_tokens and context.
-            let room = a.max_tokens.saturating_sub(a.generated + 1) as usize;
-            let ctx_room = (self.cfg.n_ctx_per_seq as i64 - i64::from(a.n_past) - 1).max(0);
-            let limit = (spec.max_draft as usize).min(room).min(ctx_room as usize);
-            let (history, last) = (&self.kv[seq], a.next_token);
-            a.drafter
-                .propose(&spec, &self.rt, history, last, limit, &mut a.draft);
-            seqs += 1;
-            depth = depth.min(a.draft.len());
-        }
-        if seqs == 0 || prefilling {
-            return base;
-        }
-        let (mut outputs, mut n, mut levels) = (seqs as f64, base, 0);
-        let mut time = self.cost.time(n);
-        while levels < depth && n + seqs <= self.cfg.max_batch_tokens {
-            let value: f64 = self
-                .slots
-                .iter()
-                .flatten()
-                .filter(|a| a.in_batch)
-                .map(|a| f64::from(a.drafter.rate()).powi(levels as i32 + 1))
-                .sum();
-            let next = self.cost.time(n + seqs);
-            if value < MIN_DRAFT_VALUE * seqs as f64 || (outputs + value) / next <= outputs / time {
-                break;
-            }
-            (outputs, time, n, levels) = (outputs + value, next, n + seqs, levels + 1);
-        }
-        if levels == 0 {
-            return base;
-        }
-        for a in self.slots.iter_mut().flatten().filter(|a| a.in_batch) {
-            a.drafted = levels;
-        }
-        let mut at = base;
-        for (seq, slot) in self.slots.iter_mut().enumerate() {
-            let Some(a) = slot.as_mut().filter(|a| a.drafted > 0) else {
-                continue;
-            };
-            a.draft_at = at as i32;
-            for (i, &token) in a.draft[..a.drafted].iter().enumerate() {
-                self.rt
-                    .add_to_batch(token, a.n_past + 1 + i as i32, seq as i32, true);
-            }
-            at += a.drafted;
-        }
-        at
-    }
-
-    /// A decode failed (typically no KV space). Roll back what this batch wrote, fail the most
-    /// recently admitted request in it, and let the caller retry the rest.
     /// A failed batch: each of its sequences is decoded alone, so the one that cannot be
     /// decoded (the request that caused the failure) fails and the others go on.
     fn decode_each_alone(&mut self, reason: String) {
@@ -653,20 +583,8 @@ impl<R: Runtime> Scheduler<R> {
                 }
                 break;
             }
-            if drafted == 0 {
-                continue;
-            }
-            if let Some(a) = self.slots[seq].as_mut() {
-                a.drafter.record(drafted, accepted);
-            }
-            if accepted < drafted {
-                // The rejected drafts' KV: the sequence holds exactly what `kv` lists.
-                self.rt.truncate_seq(seq as i32, self.kv[seq].len() as i32);
-            }
-            if let Some(stats) = &self.stats {
-                use std::sync::atomic::Ordering::Relaxed;
-                stats.drafted.fetch_add(drafted as u64, Relaxed);
-                stats.accepted.fetch_add(accepted as u64, Relaxed);
+            if drafted > 0 {
+                self.verified(seq, drafted, accepted);
             }
         }
     }
@@ -862,6 +780,9 @@ fn log_timings(seq: usize, a: &Active, reason: FinishReason) {
         "request finished"
     );
 }
+
+#[path = "scheduler_drafts.rs"]
+mod drafts;
 
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]
