@@ -212,13 +212,16 @@ impl<R: Runtime> Scheduler<R> {
         if tokens == 0 {
             return;
         }
-        let started = Instant::now();
+        // Step times price drafts; without drafting the clock is not read.
+        let started = self.drafting.then(Instant::now);
         match self.rt.decode() {
             Ok(()) => {
                 self.commit_batch();
                 self.sample_all();
                 // Sampling included: every draft token's logits row is read.
-                self.cost.record(tokens, started.elapsed().as_secs_f64());
+                if let Some(started) = started {
+                    self.cost.record(tokens, started.elapsed().as_secs_f64());
+                }
             }
             Err(reason) => self.decode_each_alone(reason),
         }

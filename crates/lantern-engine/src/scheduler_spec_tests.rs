@@ -210,49 +210,51 @@ fn max_tokens_bounds_the_draft() {
     assert_eq!(longest, 4, "{:?}", s.runtime().history);
 }
 
-#[test]
-fn sequences_with_drafts_batch_together_at_one_depth_and_each_gets_its_own_answer() {
+/// Runs a job with a right prediction beside `other` (on prompt 50 51), checks both answers
+/// are what each gets alone, and returns the scheduler for its batches.
+fn beside(other: (Job, UnboundedReceiver<Event>)) -> Scheduler<Fake> {
     let (want_a, _) = plain_run(vec![1, 2, 3], 10, &[]);
     let (want_b, _) = plain_run(vec![50, 51], 10, &[]);
     let mut s = spec_scheduler(2, SpecMode::Auto, cheap_tokens());
     let (a, mut rx_a) = with_prediction(vec![1, 2, 3], 10, &[], &(4..14).collect::<Vec<_>>());
-    let (b, mut rx_b) = with_prediction(vec![50, 51], 10, &[], &(52..62).collect::<Vec<_>>());
+    let (b, mut rx_b) = other;
     s.enqueue(a);
     s.enqueue(b);
     run_until_idle(&mut s);
     assert_eq!(collect(&mut rx_a).0, want_a);
     assert_eq!(collect(&mut rx_b).0, want_b);
+    s
+}
+
+#[test]
+fn sequences_with_drafts_batch_together_at_one_depth_and_each_gets_its_own_answer() {
+    let s = beside(with_prediction(
+        vec![50, 51],
+        10,
+        &[],
+        &(52..62).collect::<Vec<_>>(),
+    ));
     // Both drafted in one batch, as many tokens each (llama.cpp's micro-batches hold equally
     // many tokens per sequence).
-    let both = s
-        .runtime()
-        .history
+    let history = &s.runtime().history;
+    let both = history
         .iter()
-        .find(|b| b.iter().filter(|t| t.2 == 0 && t.3).count() > 1);
-    let both = both.expect("a batch with drafts");
+        .find(|b| b.iter().filter(|t| t.2 == 0 && t.3).count() > 1)
+        .expect("a batch with drafts");
     let count = |seq| both.iter().filter(|t| t.2 == seq).count();
     assert_eq!(count(0), count(1), "{both:?}");
 }
 
 #[test]
 fn a_sequence_without_a_draft_keeps_the_batch_plain() {
-    let (want_a, _) = plain_run(vec![1, 2, 3], 10, &[]);
-    let (want_b, _) = plain_run(vec![50, 51], 10, &[]);
-    let mut s = spec_scheduler(2, SpecMode::Auto, cheap_tokens());
-    let (a, mut rx_a) = with_prediction(vec![1, 2, 3], 10, &[], &(4..14).collect::<Vec<_>>());
-    let (b, mut rx_b) = job(vec![50, 51], 10, &[]);
-    s.enqueue(a);
-    s.enqueue(b);
-    run_until_idle(&mut s);
-    assert_eq!(collect(&mut rx_a).0, want_a);
-    assert_eq!(collect(&mut rx_b).0, want_b);
+    let s = beside(job(vec![50, 51], 10, &[]));
     // While both ran, no batch held a draft (sequence 1 had nothing to propose).
-    let together = s
+    for b in s
         .runtime()
         .history
         .iter()
-        .filter(|b| b.iter().any(|t| t.2 == 1));
-    for b in together {
+        .filter(|b| b.iter().any(|t| t.2 == 1))
+    {
         assert!(b.iter().filter(|t| t.2 == 0 && t.3).count() <= 1, "{b:?}");
     }
 }

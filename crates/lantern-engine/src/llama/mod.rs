@@ -427,31 +427,29 @@ fn tokens_of(model: &LlamaModel, input: EmbedInput) -> Result<Vec<i32>, EngineEr
 /// is checked (no token of a real vocabulary is longer).
 const MAX_PREDICTION_BYTES_PER_TOKEN: usize = 64;
 
-impl LlamaEngine {
-    /// A request's predicted output as tokens, as the answer would be tokenized (literal
-    /// text, no BOS). It can be no longer than an answer can be.
-    fn prediction_tokens(&self, text: &str) -> Result<Predicted, EngineError> {
-        let limit = self.info.n_ctx_per_seq as usize;
-        let too_long = |size: String| {
-            EngineError::InvalidRequest {
-            message: format!(
-                "The prediction ({size}) is longer than an answer can be: at most {limit} tokens (the context per sequence)."
-            ),
-            param: Some("prediction".into()),
-        }
-        };
-        if text.len() > limit * MAX_PREDICTION_BYTES_PER_TOKEN {
-            return Err(too_long(format!("{} bytes", text.len())));
-        }
-        let tokens = self.model.vocab().tokenize(text.as_bytes(), false, false);
-        if tokens.len() > limit {
-            return Err(too_long(format!("{} tokens", tokens.len())));
-        }
-        Ok(Predicted {
-            text: text.as_bytes().into(),
-            tokens: tokens.len() as u32,
-        })
+/// A request's predicted output, checked against the answer's limit: tokenized as the
+/// answer would be (literal text, no BOS), at most `limit` tokens (the context per sequence).
+fn predicted(model: &LlamaModel, limit: u32, text: String) -> Result<Predicted, EngineError> {
+    let limit = limit as usize;
+    let too_long = |size: String| {
+        EngineError::InvalidRequest {
+        message: format!(
+            "The prediction ({size}) is longer than an answer can be: at most {limit} tokens (the context per sequence)."
+        ),
+        param: Some("prediction".into()),
     }
+    };
+    if text.len() > limit * MAX_PREDICTION_BYTES_PER_TOKEN {
+        return Err(too_long(format!("{} bytes", text.len())));
+    }
+    let tokens = model.vocab().tokenize(text.as_bytes(), false, false).len();
+    if tokens > limit {
+        return Err(too_long(format!("{tokens} tokens")));
+    }
+    Ok(Predicted {
+        text: text.into_bytes().into(),
+        tokens: tokens as u32,
+    })
 }
 
 #[async_trait]
@@ -506,6 +504,16 @@ impl Backend for LlamaEngine {
         } = request;
         // Claimed before the (slow) preparation, so the adapter cannot be unloaded meanwhile.
         let adapter = adapter.map(|name| self.adapters.claim(&name)).transpose()?;
+        let prediction = match prediction.filter(|p| !p.is_empty()) {
+            Some(text) => {
+                let (model, limit) = (self.model.clone(), self.info.n_ctx_per_seq);
+                let checked = tokio::task::spawn_blocking(move || predicted(&model, limit, text));
+                Some(checked.await.map_err(|e| {
+                    EngineError::Template(format!("prediction tokenization panicked: {e}"))
+                })??)
+            }
+            None => None,
+        };
         let prepared = self.prepare_blocking(prompt, answer).await?;
         let limit = self.info.n_ctx_per_seq;
         // At least one position must remain for the first generated token.
@@ -544,10 +552,6 @@ impl Backend for LlamaEngine {
             receivers.push(rx);
         }
         let prompt_tokens = prepared.tokens.len() as u32;
-        let prediction = prediction
-            .filter(|p| !p.is_empty())
-            .map(|p| self.prediction_tokens(&p))
-            .transpose()?;
         let job = Job {
             tokens: prepared.tokens,
             max_tokens: max_tokens.unwrap_or(u32::MAX),
