@@ -239,8 +239,9 @@ impl<R: Runtime> Scheduler<R> {
         }
     }
 
-    /// The idle slot whose KV shares the longest prefix with `prompt` (least recently used
-    /// among equals), and the length of that prefix.
+    /// The idle slot whose KV shares the longest prefix with `prompt`, and the length of
+    /// that prefix. Among equals, the one that keeps the busy slots most contiguous, then
+    /// the least recently used.
     ///
     /// A slot whose cache the prompt would mostly discard (it shares less than
     /// [`KEEP_FRACTION`] of it, say a system-prompt header of a long conversation) counts as
@@ -259,22 +260,45 @@ impl<R: Runtime> Scheduler<R> {
                 let worth = common as f32 >= KEEP_FRACTION * self.kv[seq].len() as f32;
                 (seq, common, if worth { common } else { 0 })
             })
-            .max_by_key(|&(seq, _, worth)| (worth, Reverse(self.last_used[seq]), Reverse(seq)))
+            .max_by_key(|&(seq, _, worth)| {
+                let runs = self.runs_with(&[seq]);
+                (
+                    worth,
+                    Reverse(runs),
+                    Reverse(self.last_used[seq]),
+                    Reverse(seq),
+                )
+            })
             .map(|(seq, common, _)| (seq, common))
     }
 
-    /// Idle slots for the other choices of a prompt going to `primary`: those whose cached
-    /// KV is least worth keeping (least recently used first).
+    /// Idle slots for the other choices of a prompt going to `primary`, chosen one by one
+    /// as [`Self::pick_slot`] chooses among slots with nothing to reuse.
     fn pick_siblings(&self, primary: usize, n: usize) -> Option<Vec<usize>> {
-        let mut idle: Vec<usize> = (0..self.slots.len())
-            .filter(|&seq| seq != primary && self.slots[seq].is_none())
-            .collect();
-        if idle.len() < n {
-            return None;
+        let mut chosen = vec![primary];
+        for _ in 0..n {
+            let mut with = chosen.clone();
+            with.push(0);
+            let next = (0..self.slots.len())
+                .filter(|seq| self.slots[*seq].is_none() && !chosen.contains(seq))
+                .min_by_key(|&seq| {
+                    *with.last_mut().expect("pushed") = seq;
+                    (self.runs_with(&with), self.last_used[seq], seq)
+                })?;
+            chosen.push(next);
         }
-        idle.sort_by_key(|&seq| (self.last_used[seq], seq));
-        idle.truncate(n);
-        Some(idle)
+        chosen.remove(0);
+        Some(chosen)
+    }
+
+    /// Runs of consecutive busy slots there would be with `also` busy too. llama.cpp's
+    /// micro-batches hold only sequences of consecutive ids (one KV stream per sequence),
+    /// so each run past the first costs the step another pass over the weights.
+    fn runs_with(&self, also: &[usize]) -> usize {
+        let busy = |seq: usize| self.slots[seq].is_some() || also.contains(&seq);
+        (0..self.slots.len())
+            .filter(|&seq| busy(seq) && (seq == 0 || !busy(seq - 1)))
+            .count()
     }
 
     fn admit(&mut self) {
@@ -401,52 +425,54 @@ impl<R: Runtime> Scheduler<R> {
         }
     }
 
-    /// Fills the batch: first one token per generating sequence, then prompt chunks in
-    /// admission order within the remaining budget, then draft tokens worth their cost.
-    /// Returns the batch's size (0: nothing to do).
+    /// Fills the batch: one token per generating sequence, then prompt chunks in admission
+    /// order within the remaining budget, then draft tokens worth their cost. Tokens go in
+    /// sequence order: llama.cpp puts only sequences of consecutive ids, in the order they
+    /// first appear, into one micro-batch. Returns the batch's size (0: nothing to do).
     fn build_batch(&mut self) -> usize {
         self.rt.clear_batch();
-        let mut n = 0usize;
         let isolate = self.isolate;
         let group = self.batch_group();
         // One adapter group per batch: llama.cpp applies adapters to the whole context.
         let included = |seq: usize, a: &Active| {
-            isolate.is_none_or(|only| only == seq) && a.adapter_key() == group
+            a.is_runnable() && isolate.is_none_or(|only| only == seq) && a.adapter_key() == group
         };
+        let mut prefilling: Vec<(u64, usize)> = Vec::new();
+        let mut generating = 0usize;
         for (seq, slot) in self.slots.iter_mut().enumerate() {
             let Some(a) = slot else { continue };
             a.logits_at = None;
             a.chunk = 0;
-            a.in_batch = false;
-            if a.is_runnable() && !a.is_prefilling() && included(seq, a) {
-                self.rt
-                    .add_to_batch(a.next_token, a.n_past, seq as i32, true);
-                a.logits_at = Some(n as i32);
-                a.in_batch = true;
-                n += 1;
+            a.in_batch = included(seq, a);
+            if a.in_batch && a.is_prefilling() {
+                prefilling.push((a.admitted, seq));
+            } else if a.in_batch {
+                generating += 1;
             }
         }
-        let mut prefilling: Vec<(u64, usize)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(seq, s)| {
-                s.as_ref()
-                    .filter(|a| a.is_runnable() && a.is_prefilling() && included(seq, a))
-                    .map(|a| (a.admitted, seq))
-            })
-            .collect();
         prefilling.sort_unstable();
+        let mut budget = self.cfg.max_batch_tokens.saturating_sub(generating);
         for (_, seq) in prefilling {
-            let budget = self.cfg.max_batch_tokens.saturating_sub(n);
-            if budget == 0 {
-                break;
-            }
             let a = self.slots[seq]
                 .as_mut()
                 .expect("prefilling slot is occupied");
-            let take = budget.min(a.prompt.len() - a.prefilled);
-            for i in 0..take {
+            a.chunk = budget.min(a.prompt.len() - a.prefilled);
+            a.in_batch = a.chunk > 0;
+            budget -= a.chunk;
+        }
+        let mut n = 0usize;
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(a) = slot.as_mut().filter(|a| a.in_batch) else {
+                continue;
+            };
+            if a.chunk == 0 {
+                self.rt
+                    .add_to_batch(a.next_token, a.n_past, seq as i32, true);
+                a.logits_at = Some(n as i32);
+                n += 1;
+                continue;
+            }
+            for i in 0..a.chunk {
                 let idx = a.prefilled + i;
                 let last = idx + 1 == a.prompt.len();
                 self.rt
@@ -456,8 +482,6 @@ impl<R: Runtime> Scheduler<R> {
                 }
                 n += 1;
             }
-            a.chunk = take;
-            a.in_batch = true;
         }
         if self.drafting {
             n = self.add_drafts(n);

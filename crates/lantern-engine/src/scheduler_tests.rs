@@ -861,3 +861,6 @@ mod lora;
 
 #[path = "scheduler_spec_tests.rs"]
 mod spec;
+
+#[path = "scheduler_slot_tests.rs"]
+mod slots;
