@@ -12,13 +12,19 @@ def nonce():
     return uuid.uuid4().hex[:12]
 
 
-def test_second_turn_reuses_the_first_turns_kv(client):
+def conversation():
+    """A fresh session's first turn, and its second turn after a given answer."""
     system = {"role": "system", "content": f"You are a helpful assistant. Session {nonce()}."}
     turn1 = [system, {"role": "user", "content": "Name three colors."}]
     turn2 = turn1 + [
         {"role": "assistant", "content": "Red, green and blue."},
         {"role": "user", "content": "Now name three animals."},
     ]
+    return turn1, turn2
+
+
+def test_second_turn_reuses_the_first_turns_kv(client):
+    turn1, turn2 = conversation()
     kw = dict(model=MODEL_ID, temperature=0, max_tokens=24)
     cold = client.chat.completions.create(messages=turn2, **kw)
     # Nothing of this session's prompt was in any slot: at most the template's opening tokens.
@@ -108,3 +114,40 @@ def test_completions_cache(server):
     b = requests.post(server.base + "/v1/completions", json=body)
     assert (a.headers["x-lantern-cache"], b.headers["x-lantern-cache"]) == ("miss", "hit")
     assert a.json()["choices"] == b.json()["choices"]
+
+
+def test_a_conversation_moved_aside_for_a_contiguous_slot_keeps_its_cache(client, tmp_path):
+    """Three slots: A generates in slot 0, conversation B finishes its first turn in slot 1,
+    then C arrives. C takes slot 1 (busy slots 0-1 decode in one pass; 0 and 2 would take
+    two), so B's KV is first copied into slot 2, where B's second turn finds it."""
+    from conftest import Server
+
+    s = Server("--parallel", "3", "--ctx-size", "3072", tmp=tmp_path)
+    try:
+        turn1, turn2 = conversation()
+        kw = dict(model=MODEL_ID, temperature=0, max_tokens=24)
+        cold = client.chat.completions.create(messages=turn2, **kw)
+        c = s.client(default_headers={"Cache-Control": "no-cache"})
+
+        def long_stream(prompt):
+            stream = c.completions.create(
+                model=MODEL_ID, prompt=prompt, max_tokens=600, temperature=0, stream=True,
+                extra_body={"ignore_eos": True},
+            )
+            next(iter(stream))  # admitted and generating
+            return stream
+
+        a = long_stream(f"A story about a lighthouse {nonce()}:")
+        first = c.chat.completions.create(messages=turn1, **kw)
+        assert first.usage.prompt_tokens >= 16
+        c_stream = long_stream(f"A poem about the sea {nonce()}:")
+        warm = c.chat.completions.create(messages=turn2, **kw)
+        a.close()
+        c_stream.close()
+        logs = s.logs()
+        assert "idle slot's cache copied aside" in logs, logs[-3000:]
+        assert warm.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 1
+        # The copied KV is the conversation's: the answer is the one a cold prefill gives.
+        assert warm.choices[0].message.content == cold.choices[0].message.content
+    finally:
+        s.stop()

@@ -19,7 +19,6 @@
 //! draft tokens go into a batch is decided by what they are expected to add (the sequence's
 //! acceptance rate) against what they cost (the step times measured by [`StepCost`]).
 
-use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -239,68 +238,6 @@ impl<R: Runtime> Scheduler<R> {
         }
     }
 
-    /// The idle slot whose KV shares the longest prefix with `prompt`, and the length of
-    /// that prefix. Among equals, the one that keeps the busy slots most contiguous, then
-    /// the least recently used.
-    ///
-    /// A slot whose cache the prompt would mostly discard (it shares less than
-    /// [`KEEP_FRACTION`] of it, say a system-prompt header of a long conversation) counts as
-    /// sharing nothing, so an empty or least recently used slot is taken instead and that
-    /// conversation stays cached for its next turn.
-    fn pick_slot(&self, prompt: &[i32], adapter: u32) -> Option<(usize, usize)> {
-        (0..self.slots.len())
-            .filter(|&seq| self.slots[seq].is_none())
-            .map(|seq| {
-                // KV computed under another adapter is worth nothing to this request.
-                let common = if self.kv_adapter[seq] == adapter {
-                    common_prefix(&self.kv[seq], prompt)
-                } else {
-                    0
-                };
-                let worth = common as f32 >= KEEP_FRACTION * self.kv[seq].len() as f32;
-                (seq, common, if worth { common } else { 0 })
-            })
-            .max_by_key(|&(seq, _, worth)| {
-                let runs = self.runs_with(&[seq]);
-                (
-                    worth,
-                    Reverse(runs),
-                    Reverse(self.last_used[seq]),
-                    Reverse(seq),
-                )
-            })
-            .map(|(seq, common, _)| (seq, common))
-    }
-
-    /// Idle slots for the other choices of a prompt going to `primary`, chosen one by one
-    /// as [`Self::pick_slot`] chooses among slots with nothing to reuse.
-    fn pick_siblings(&self, primary: usize, n: usize) -> Option<Vec<usize>> {
-        let mut chosen = vec![primary];
-        for _ in 0..n {
-            let mut with = chosen.clone();
-            with.push(0);
-            let next = (0..self.slots.len())
-                .filter(|seq| self.slots[*seq].is_none() && !chosen.contains(seq))
-                .min_by_key(|&seq| {
-                    *with.last_mut().expect("pushed") = seq;
-                    (self.runs_with(&with), self.last_used[seq], seq)
-                })?;
-            chosen.push(next);
-        }
-        chosen.remove(0);
-        Some(chosen)
-    }
-
-    /// Runs of consecutive busy slots there would be with `also` busy too. llama.cpp's
-    /// micro-batches hold only sequences of consecutive ids (one KV stream per sequence),
-    /// so each run past the first costs the step another pass over the weights.
-    fn runs_with(&self, also: &[usize]) -> usize {
-        let busy = |seq: usize| self.slots[seq].is_some() || also.contains(&seq);
-        (0..self.slots.len())
-            .filter(|&seq| busy(seq) && (seq == 0 || !busy(seq - 1)))
-            .count()
-    }
-
     fn admit(&mut self) {
         while let Some(job) = self.waiting.front() {
             let adapter = job.adapter.as_ref().map_or(0, |(a, _)| a.key);
@@ -312,6 +249,12 @@ impl<R: Runtime> Scheduler<R> {
                 return;
             };
             let job = self.waiting.pop_front().expect("checked non-empty");
+            let slots: Vec<usize> = std::iter::once(seq)
+                .chain(siblings.iter().copied())
+                .collect();
+            for (i, &slot) in slots.iter().enumerate() {
+                self.keep_cache(slot, if i == 0 { common } else { 0 }, &slots);
+            }
             // The last prompt token is always decoded again: its logits start generation.
             let mut reuse = common.min(job.tokens.len() - 1);
             if !self.rt.truncate_seq(seq as i32, reuse as i32) {
@@ -332,9 +275,6 @@ impl<R: Runtime> Scheduler<R> {
                 0
             };
             let now = Instant::now();
-            let slots: Vec<usize> = std::iter::once(seq)
-                .chain(siblings.iter().copied())
-                .collect();
             let (adapter_ref, adapter_use) = match job.adapter {
                 Some((a, in_use)) => {
                     a.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -810,6 +750,9 @@ fn log_timings(seq: usize, a: &Active, reason: FinishReason) {
 
 #[path = "scheduler_drafts.rs"]
 mod drafts;
+
+#[path = "scheduler_slots.rs"]
+mod slots;
 
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]

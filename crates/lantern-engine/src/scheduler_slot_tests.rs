@@ -124,3 +124,55 @@ fn a_request_with_several_choices_takes_slots_next_to_the_busy_one() {
     assert_eq!(last.iter().map(|t| t.2).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(passes(last), 1);
 }
+
+/// Three slots: a long request generating in slot 0 and `conversation` finished in slot 1;
+/// then an unrelated request, which takes slot 1 to keep the busy slots one run.
+fn finished_beside_busy(conversation: &[i32]) -> (Scheduler<Fake>, Vec<UnboundedReceiver<Event>>) {
+    let mut s = scheduler(3, 32);
+    let (a, rx_a) = job(vec![1], 40, &[]);
+    s.enqueue(a);
+    s.step();
+    let (b, mut rx_b) = job(conversation.to_vec(), 2, &[]);
+    s.enqueue(b);
+    while !matches!(collect(&mut rx_b).1, Some(Event::Done { .. })) {
+        s.step();
+    }
+    let (c, rx_c) = job(vec![60, 61], 30, &[]);
+    s.enqueue(c);
+    s.step();
+    assert!(decoded_in(&s, 60, 1), "{:?}", s.runtime().history.last());
+    (s, vec![rx_a, rx_c])
+}
+
+/// The last batch decoded `token` in sequence `seq`.
+fn decoded_in(s: &Scheduler<Fake>, token: i32, seq: i32) -> bool {
+    let last = s.runtime().history.last().unwrap();
+    last.iter().any(|t| t.0 == token && t.2 == seq)
+}
+
+#[test]
+fn a_conversation_in_the_gap_is_moved_aside_and_keeps_its_cache() {
+    let conversation: Vec<i32> = (100..120).collect();
+    let (mut s, _running) = finished_beside_busy(&conversation);
+    // Slot 1's 20-token cache was copied into the empty slot 2 first.
+    assert_eq!(s.runtime().copies, [(1, 2)]);
+    // The conversation's next turn finds all of it, in slot 2: the prompt and the first
+    // answer token (the last one sampled was never decoded).
+    let mut next_turn = conversation.clone();
+    next_turn.extend([120, 121, 130]);
+    let (b2, mut rx_b2) = job(next_turn, 1, &[]);
+    s.enqueue(b2);
+    s.step();
+    assert!(decoded_in(&s, 130, 2));
+    run_until_idle(&mut s);
+    match collect(&mut rx_b2).1 {
+        Some(Event::Done { usage, .. }) => assert_eq!(usage.cached_tokens, 21),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_short_cache_is_not_worth_a_copy() {
+    let (s, _running) = finished_beside_busy(&[100, 101]);
+    assert!(s.runtime().copies.is_empty());
+}
