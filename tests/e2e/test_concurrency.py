@@ -83,3 +83,38 @@ def test_non_streaming_client_disconnect_frees_the_slot(single_slot_server):
     # 1500 tokens would hold the only slot for many seconds; a freed slot answers at once.
     assert time.time() - start < 6
     assert "client went away; request cancelled, slot freed" in single_slot_server.logs()
+
+
+def test_a_sequence_moved_to_close_a_gap_between_busy_slots_answers_as_alone(tmp_path):
+    """Three slots: A in slot 0, B in slot 1, C in slot 2. B ends and nothing waits, so C moves
+    into slot 1 (its KV stream copied) and slots 0-1 decode in one pass; C's answer is the one
+    it gets alone."""
+    from conftest import Server
+
+    s = Server("--parallel", "3", "--ctx-size", "3072", tmp=tmp_path)
+    try:
+        c = s.client(default_headers={"Cache-Control": "no-cache"})
+        msg = lambda text: [{"role": "user", "content": text}]  # noqa: E731
+        kw = dict(model=MODEL_ID, temperature=0, stream=True)
+
+        def started(messages, max_tokens, ignore_eos=False):
+            stream = iter(c.chat.completions.create(
+                messages=messages, max_tokens=max_tokens, extra_body={"ignore_eos": ignore_eos}, **kw))
+            first = next(stream)  # admitted
+            return stream, first
+
+        a, _ = started(msg("Tell me a long story about a lighthouse."), 400, ignore_eos=True)
+        b, _ = started(msg("Count from one to twenty."), 24, ignore_eos=True)
+        question = msg("Describe the water cycle in a few sentences.")
+        c_stream, first = started(question, 48)
+        list(b)  # B ends; C is the last busy slot above the gap
+        text = (first.choices[0].delta.content or "") + "".join(
+            ch.choices[0].delta.content or "" for ch in c_stream if ch.choices)
+        a.close()
+        logs = s.logs()
+        assert "sequence moved to close a gap between busy slots from=2 to=1" in logs, logs[-3000:]
+        alone = c.chat.completions.create(
+            messages=question, max_tokens=48, model=MODEL_ID, temperature=0).choices[0].message.content
+        assert text == alone
+    finally:
+        s.stop()

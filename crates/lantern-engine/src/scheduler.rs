@@ -207,6 +207,7 @@ impl<R: Runtime> Scheduler<R> {
     fn decode_step(&mut self) {
         self.reap_cancelled();
         self.admit();
+        self.compact();
         let tokens = self.build_batch();
         if tokens == 0 {
             return;

@@ -45,32 +45,65 @@ fn passes_follow_llama_cpp_split() {
     assert_eq!(passes(&[t(0), t(1), t(1), t(1)]), 2);
 }
 
-/// Slots 0 and 2 generating, slot 1 idle after a short request: the gap.
-fn gap(s: &mut Scheduler<Fake>) -> Vec<UnboundedReceiver<Event>> {
+/// Slots 0 and 2 generating, slot 1 idle after a short request: the gap. Slot 2 has
+/// `last_max_tokens` to generate, too few to be worth moving down unless it is 16 or more.
+fn gap(s: &mut Scheduler<Fake>, last_max_tokens: u32) -> Vec<UnboundedReceiver<Event>> {
     let mut receivers = Vec::new();
-    for (prompt, max_tokens) in [(vec![1], 30), (vec![20], 2), (vec![40], 30)] {
+    for (prompt, max_tokens) in [(vec![1], 30), (vec![20], 2), (vec![40], last_max_tokens)] {
         let (j, rx) = job(prompt, max_tokens, &[]);
         s.enqueue(j);
         s.step();
         receivers.push(rx);
     }
+    // Slot 1 has generated its two tokens: the next step decodes slots 0 and 2 only.
+    assert_eq!(s.runtime().history.last().unwrap().len(), 3);
+    receivers
+}
+
+fn seqs_of_last_batch(s: &Scheduler<Fake>) -> Vec<i32> {
+    s.runtime()
+        .history
+        .last()
+        .unwrap()
+        .iter()
+        .map(|t| t.2)
+        .collect()
+}
+
+#[test]
+fn a_nearly_finished_sequence_is_not_moved_to_close_a_gap() {
+    let mut s = scheduler(4, 16);
+    let _running = gap(&mut s, 12);
     for _ in 0..3 {
         s.step();
+        assert_eq!(seqs_of_last_batch(&s), [0, 2]);
     }
-    let last = s.runtime().history.last().unwrap();
-    assert_eq!(
-        last.iter().map(|t| t.2).collect::<Vec<_>>(),
-        [0, 2],
-        "slot 1 has finished"
-    );
-    receivers
+    assert!(s.runtime().copies.is_empty());
+    assert_eq!(passes(s.runtime().history.last().unwrap()), 2);
+}
+
+#[test]
+fn a_gap_nothing_fills_is_closed_by_moving_the_last_sequence_down() {
+    let mut s = scheduler(4, 16);
+    let mut rx = gap(&mut s, 30);
+    s.step();
+    // Slot 2's sequence moved into slot 1 (the finished request's 2 cached tokens are not
+    // worth keeping): one run, one pass.
+    assert_eq!(s.runtime().copies, [(2, 1)]);
+    assert_eq!(seqs_of_last_batch(&s), [0, 1]);
+    assert_eq!(passes(s.runtime().history.last().unwrap()), 1);
+    run_until_idle(&mut s);
+    // It went on where it was: the fake checks every position continues its sequence's KV.
+    let expected: String = (41..71).map(|t| format!("{t} ")).collect();
+    assert_eq!(collect(&mut rx[2]).0, expected);
 }
 
 #[test]
 fn an_unrelated_request_fills_the_gap_between_busy_slots() {
     // Slot 3 has never been used, so the least recently used rule alone would take it.
     let mut s = scheduler(4, 16);
-    let _running = gap(&mut s);
+    let _running = gap(&mut s, 12);
+    s.step();
     assert_eq!(passes(s.runtime().history.last().unwrap()), 2);
     let (j, _rx) = job(vec![60], 5, &[]);
     s.enqueue(j);
@@ -84,7 +117,8 @@ fn an_unrelated_request_fills_the_gap_between_busy_slots() {
 #[test]
 fn a_prompt_chunk_goes_in_sequence_order_beside_decode_tokens() {
     let mut s = scheduler(3, 16);
-    let _running = gap(&mut s);
+    let _running = gap(&mut s, 12);
+    s.step();
     let (j, _rx) = job((60..68).collect(), 5, &[]);
     s.enqueue(j);
     s.step();

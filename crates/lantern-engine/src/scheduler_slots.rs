@@ -6,9 +6,13 @@
 use std::cmp::Reverse;
 
 use super::{common_prefix, Runtime, Scheduler, KEEP_FRACTION};
+use crate::slot::Fork;
 
 /// Shortest cache worth a KV stream copy to keep.
 const MIN_KEPT_CACHE: usize = 16;
+
+/// Fewest tokens a sequence may still generate for moving it to be worth a stream copy.
+const MIN_MOVED_REMAINING: u32 = 16;
 
 impl<R: Runtime> Scheduler<R> {
     /// The idle slot whose KV shares the longest prefix with `prompt`, and the length of
@@ -106,5 +110,43 @@ impl<R: Runtime> Scheduler<R> {
         self.kv_adapter[to] = self.kv_adapter[seq];
         self.last_used[to] = self.last_used[seq];
         self.publish(to, Some(&self.kv[to]));
+    }
+
+    /// Closes a gap between busy slots that no waiting request fills: the last busy
+    /// sequence moves into the first idle slot below it (a KV stream copy, after the cache
+    /// there is kept aside), one move per step. Gaps appear when a request in the middle
+    /// ends while nothing waits; each costs every step another pass over the weights.
+    pub(super) fn compact(&mut self) {
+        if !self.waiting.is_empty() || self.isolate.is_some() || !self.rt.can_rewind() {
+            return;
+        }
+        if self.runs_with(&[]) <= 1 {
+            return;
+        }
+        let Some(from) = (0..self.slots.len())
+            .rev()
+            .find(|&s| self.slots[s].is_some())
+        else {
+            return;
+        };
+        let movable = self.slots[from].as_ref().is_some_and(|a| {
+            a.fork == Fork::Own && a.max_tokens.saturating_sub(a.generated) >= MIN_MOVED_REMAINING
+        });
+        let Some(to) = (0..from).find(|&s| self.slots[s].is_none()) else {
+            return;
+        };
+        if !movable {
+            return;
+        }
+        self.keep_cache(to, 0, &[to, from]);
+        tracing::debug!(from, to, "sequence moved to close a gap between busy slots");
+        self.rt.copy_seq(from as i32, to as i32);
+        self.slots[to] = self.slots[from].take();
+        self.kv[to] = self.kv[from].clone();
+        self.kv_adapter[to] = self.kv_adapter[from];
+        // The old stream holds a stale copy of a conversation that goes on elsewhere.
+        self.last_used[from] = 0;
+        self.publish(to, None);
+        self.publish(from, Some(&self.kv[from]));
     }
 }
