@@ -73,3 +73,22 @@ def test_key_and_request_failures_are_reported(two):
     r = bench("--url", b.base + "/v1", "--model", MODEL_ID, "--warmup", "0", "-n", "1",
               "--max-tokens", "4")
     assert r.returncode != 0 and "401" in r.stderr
+
+
+def test_open_loop_rate_spreads_the_arrivals(two):
+    a, _ = two
+    r = bench("--url", a.base + "/v1", "-c", "8", "-n", "6", "--rate", "2", "--max-tokens", "4",
+              "--warmup", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout.strip().splitlines()[-1])
+    assert run["rate"] == 2.0 and run["requests"] == 6 and run["failed"] == 0
+    # Seeded Poisson arrivals: the last of six comes well after the first, and the run lasts
+    # at least until then (closed loop, all six would start at once).
+    assert run["arrival_span_s"] > 0.5
+    assert run["wall_s"] >= run["arrival_span_s"]
+    assert "arriving at 2/s, at most 8 at a time" in r.stderr
+    closed = bench("--url", a.base + "/v1", "-c", "8", "-n", "6", "--max-tokens", "4", "--warmup", "0",
+                   "--json")
+    assert json.loads(closed.stdout.strip().splitlines()[-1])["rate"] is None
+    bad = bench("--url", a.base + "/v1", "--rate", "0")
+    assert bad.returncode != 0 and "a positive number of requests per second" in bad.stderr

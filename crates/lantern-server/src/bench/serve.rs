@@ -32,6 +32,12 @@ pub struct ServeBenchArgs {
     /// Requests per endpoint and concurrency [default: the concurrency]
     #[arg(long, short = 'n')]
     pub requests: Option<usize>,
+    /// Open-loop load: requests arrive at this many per second (Poisson arrivals, the same
+    /// seeded times for every endpoint) whether or not earlier ones are done, as real traffic
+    /// does; `-c` then caps those in flight [default: closed loop, each of `-c` clients
+    /// sends its next request when its last one is done]
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Rounds per concurrency; endpoints take turns within each, in alternating order, so
     /// the machine's drift does not favour one
     #[arg(long, default_value_t = 1)]
@@ -73,6 +79,27 @@ pub struct ServeBenchArgs {
     pub shared_prefix: Option<usize>,
 }
 
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("a positive number of requests per second".into()),
+    }
+}
+
+/// When each of `total` requests arrives, from the start: Poisson arrivals at `rate` per
+/// second (exponential gaps), seeded so every endpoint and round gets the same times.
+fn arrivals(rate: f64, total: usize) -> Vec<Duration> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut at = 0.0f64;
+    (0..total)
+        .map(|_| {
+            at += -(1.0 - rng.random::<f64>()).ln() / rate;
+            Duration::from_secs_f64(at)
+        })
+        .collect()
+}
+
 fn parse_json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
@@ -83,6 +110,8 @@ pub struct Run {
     pub url: String,
     pub model: String,
     pub concurrency: usize,
+    /// Arrivals per second (open loop), and when the last request arrived.
+    pub rate: Option<(f64, Duration)>,
     pub ok: usize,
     pub failed: usize,
     pub tokens: u64,
@@ -99,6 +128,8 @@ impl Run {
     fn json(&self, max_tokens: u32) -> Value {
         json!({
             "url": self.url, "model": self.model, "concurrency": self.concurrency,
+            "rate": self.rate.map(|r| r.0),
+            "arrival_span_s": self.rate.map(|r| r.1.as_secs_f64()),
             "requests": self.ok, "failed": self.failed, "max_tokens": max_tokens,
             "tokens": self.tokens, "wall_s": self.wall.as_secs_f64(),
             "aggregate_tok_s": self.aggregate_tok_s, "per_stream_tok_s": self.per_stream_tok_s,
@@ -133,14 +164,17 @@ async fn batch(
     work: &Workload,
     prompts: &[String],
     concurrency: usize,
-    total: usize,
+    arrivals: &[Duration],
 ) -> Batch {
+    let total = arrivals.len();
     let started = Instant::now();
     let done = AtomicUsize::new(0);
     let results: Vec<(usize, Result<Sample, String>)> = futures::stream::iter(0..total)
         .map(|i| {
             let done = &done;
             async move {
+                // Closed loop: every arrival is at 0, so a request starts once one is done.
+                tokio::time::sleep_until((started + arrivals[i]).into()).await;
                 let prompt = i % prompts.len();
                 let model = &target.models[i % target.models.len()];
                 let messages = json!([{"role": "user", "content": prompts[prompt]}]);
@@ -180,7 +214,12 @@ async fn batch(
     out
 }
 
-fn summarize(target: &Target, concurrency: usize, batches: &[Batch]) -> Run {
+fn summarize(
+    target: &Target,
+    concurrency: usize,
+    rate: Option<(f64, Duration)>,
+    batches: &[Batch],
+) -> Run {
     let samples: Vec<&Sample> = batches
         .iter()
         .flat_map(|b| b.samples.iter().map(|(_, s)| s))
@@ -198,6 +237,7 @@ fn summarize(target: &Target, concurrency: usize, batches: &[Batch]) -> Run {
         url: target.endpoint.url.clone(),
         model: target.models.join(","),
         concurrency,
+        rate,
         ok: samples.len(),
         failed: batches.iter().map(|b| b.errors.len()).sum(),
         tokens,
@@ -308,8 +348,16 @@ pub async fn run(args: ServeBenchArgs) -> Result<(), String> {
     let mut answers: Vec<Vec<Option<String>>> = vec![vec![None; targets.len()]; prompts.len()];
     for &c in &args.concurrency {
         let total = args.requests.unwrap_or(c).max(1);
+        let times = match args.rate {
+            Some(rate) => arrivals(rate, total),
+            None => vec![Duration::ZERO; total],
+        };
+        let pace = match args.rate {
+            Some(rate) => format!("arriving at {rate}/s, at most {c} at a time"),
+            None => format!("{c} at a time"),
+        };
         eprintln!(
-            "bench: {total} requests, {c} at a time, {} tokens each, against {}",
+            "bench: {total} requests, {pace}, {} tokens each, against {}",
             args.max_tokens,
             targets
                 .iter()
@@ -325,7 +373,7 @@ pub async fn run(args: ServeBenchArgs) -> Result<(), String> {
                 (0..targets.len()).rev().collect()
             };
             for i in order {
-                let b = batch(&client, &targets[i], &work, &prompts, c, total).await;
+                let b = batch(&client, &targets[i], &work, &prompts, c, &times).await;
                 for e in &b.errors {
                     eprintln!("bench: request to {} failed: {e}", targets[i].endpoint.url);
                 }
@@ -336,7 +384,8 @@ pub async fn run(args: ServeBenchArgs) -> Result<(), String> {
             }
         }
         for (t, b) in targets.iter().zip(&batches) {
-            runs.push(summarize(t, c, b));
+            let rate = args.rate.zip(times.last().copied());
+            runs.push(summarize(t, c, rate, b));
         }
     }
     report(&args, &runs, targets.len());
