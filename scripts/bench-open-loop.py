@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
-"""Lantern builds under open-loop load: requests arrive at random (Poisson) times whether or
-not earlier ones are done, as real traffic does, so slots free and fill at random and the busy
-ones are not always contiguous (closed-loop benchmarks refill a freed slot at once). One
-server at a time on the default model, rounds alternating the build order (this machine's
-noise is ±15%); the arrival times and answer lengths are the same for every build.
-
-Reports each build's mean per-request decode rate (streamed tokens after the first over the
-time after the first) and its ratio to the first build.
+"""Lantern builds under open-loop load (`lantern bench serve --rate`): requests arrive at random
+(seeded Poisson) times whether or not earlier ones are done, as real traffic does, so slots free
+and fill at random and the busy ones are not always contiguous (closed-loop benchmarks refill a
+freed slot at once). Answers end on their own (`--natural`), so their lengths vary. One server
+at a time on the default model, rounds alternating the build order (this machine's noise is
+±15%). Reports each build's mean per-request decode rate and its ratio to the first build.
 
 Usage: scripts/bench-open-loop.py NAME=BINARY [NAME=BINARY ...]
          [--rounds 2] [--requests 50] [--rate 1.0] [--slots 8] [--threads 2]
@@ -15,15 +13,14 @@ Usage: scripts/bench-open-loop.py NAME=BINARY [NAME=BINARY ...]
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
-import threading
+import tempfile
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL_ID = "smollm2-135m-instruct.q4_1"
+BENCH = os.path.join(ROOT, "target", "release", "lantern")
 PORT = 18096
 PROMPTS = [
     "Write a short poem about the sea.",
@@ -47,38 +44,19 @@ def wait_ready(port):
     raise SystemExit("server not ready")
 
 
-def one(i, max_tokens, rates, lock):
-    body = {"model": MODEL_ID, "prompt": f"{PROMPTS[i % len(PROMPTS)]} ({i})", "max_tokens": max_tokens,
-            "temperature": 0, "ignore_eos": True, "stream": True}
-    req = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/completions", data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json", "cache-control": "no-store"})
-    first, chunks = None, 0
-    with urllib.request.urlopen(req, timeout=600) as r:
-        for line in r:
-            if line.startswith(b"data: {"):
-                chunks += 1
-                first = first or time.time()
-    with lock:
-        rates.append((chunks - 1) / (time.time() - first))
-
-
-def run(binary, args):
+def run(binary, args, prompts):
     server = subprocess.Popen(
         [binary, "serve", "--port", str(PORT), "--threads", str(args.threads), "--parallel", str(args.slots),
          "--ctx-size", str(2048 * args.slots)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(PORT)
-        rng = random.Random(7)
-        rates, lock, threads = [], threading.Lock(), []
-        for i in range(args.requests):
-            time.sleep(rng.expovariate(args.rate))
-            t = threading.Thread(target=one, args=(i, rng.randint(32, 160), rates, lock))
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
-        return statistics.mean(rates)
+        out = subprocess.run(
+            [BENCH, "bench", "serve", "--url", f"http://127.0.0.1:{PORT}/v1", "--rate", str(args.rate),
+             "-c", "64", "-n", str(args.requests), "--natural", "--max-tokens", "160", "--prompts", prompts,
+             "--warmup", "1", "--json"],
+            check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["per_stream_tok_s"]
     finally:
         server.terminate()
         server.wait()
@@ -95,12 +73,15 @@ def main():
     args = ap.parse_args()
     builds = dict(b.split("=", 1) for b in args.builds)
     results = {name: [] for name in builds}
-    for rnd in range(args.rounds):
-        order = list(builds) if rnd % 2 == 0 else list(builds)[::-1]
-        for name in order:
-            rate = run(builds[name], args)
-            results[name].append(rate)
-            print(f"round {rnd + 1}: {name} {rate:.1f} tok/s per request", flush=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as prompts:
+        prompts.write("\n".join(PROMPTS) + "\n")
+        prompts.flush()
+        for rnd in range(args.rounds):
+            order = list(builds) if rnd % 2 == 0 else list(builds)[::-1]
+            for name in order:
+                rate = run(builds[name], args, prompts.name)
+                results[name].append(rate)
+                print(f"round {rnd + 1}: {name} {rate:.1f} tok/s per request", flush=True)
     base = statistics.mean(results[next(iter(builds))])
     for name, rates in results.items():
         print(f"{name}: {statistics.mean(rates):.1f} tok/s per request, {statistics.mean(rates) / base:.3f}x")
