@@ -9,7 +9,10 @@ prompt; prompt lookup only, no prediction), `chat` (short questions, the ordinar
 Each is run with 1 stream and with 8 concurrent streams; tokens/s is completion tokens over
 wall time. Prints a Markdown table with ratios against Lantern without speculation.
 
-Usage: scripts/bench-speculative.py [--llama-server BIN] [--rounds N] [--out FILE]
+Usage: scripts/bench-speculative.py [--model GGUF] [--other-build BIN] [--llama-server BIN]
+                                   [--rounds N] [--out FILE]
+
+Needs `target/release/lantern` (`cargo build --release`).
 """
 
 import argparse
@@ -22,7 +25,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+DEFAULT_MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 PORT = 18095
 
 SOURCE = '''import json
@@ -158,16 +161,25 @@ def wait_ready(url, proc):
     sys.exit("server did not become ready")
 
 
+def served_model(url):
+    """The id the server lists first (Lantern names the model after its file)."""
+    with urllib.request.urlopen(url + "/v1/models", timeout=10) as r:
+        return json.load(r)["data"][0]["id"]
+
+
 def servers(args):
     lantern = os.path.join(ROOT, "target", "release", "lantern")
     common = ["--port", str(PORT), "--threads", str(args.threads), "--parallel", str(args.slots),
               "--ctx-size", str(args.ctx)]
     out = {
-        "lantern-off": ([lantern, "serve", "--model", MODEL, "--speculative", "off"] + common, True),
-        "lantern-auto": ([lantern, "serve", "--model", MODEL, "--speculative", "auto"] + common, True),
+        "lantern-off": ([lantern, "serve", "--model", args.model, "--speculative", "off"] + common, True),
+        "lantern-auto": ([lantern, "serve", "--model", args.model, "--speculative", "auto"] + common, True),
     }
+    if args.other_build:
+        out["other-build-auto"] = ([args.other_build, "serve", "--model", args.model,
+                                    "--speculative", "auto"] + common, True)
     if args.llama_server:
-        out["llama-server-ngram"] = ([args.llama_server, "-m", MODEL, "--port", str(PORT), "-t",
+        out["llama-server-ngram"] = ([args.llama_server, "-m", args.model, "--port", str(PORT), "-t",
                                       str(args.threads), "-tb", str(args.threads), "-np",
                                       str(args.slots), "-c", str(args.ctx), "--spec-type",
                                       args.llama_spec_type, "--spec-draft-n-max",
@@ -177,7 +189,9 @@ def servers(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=DEFAULT_MODEL, help="GGUF file (default: the default model)")
     p.add_argument("--llama-server", help="llama-server binary (shared/tools/reference-llama-cpp.sh)")
+    p.add_argument("--other-build", help="another lantern binary, run in `auto` beside this one")
     p.add_argument("--llama-spec-type", default="ngram-simple")
     p.add_argument("--llama-draft-max", type=int, default=16)
     p.add_argument("--rounds", type=int, default=2)
@@ -198,7 +212,7 @@ def main():
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_ready(url, proc)
-                model = "smollm2-135m-instruct.q4_1" if is_lantern else "m"
+                model = served_model(url)
                 for w in args.workloads.split(","):
                     for streams in map(int, args.streams.split(",")):
                         requests = streams * (2 if streams > 1 else 3)

@@ -5,9 +5,12 @@ use super::{Runtime, Scheduler, MIN_DRAFT_VALUE};
 
 impl<R: Runtime> Scheduler<R> {
     /// Proposes drafts for the generating sequences in the batch, then adds draft tokens in
-    /// levels, one more per sequence each, while a level raises the step's expected tokens
-    /// per second: a token accepted with probability `p` adds `p` tokens, and a level costs
-    /// the step time its tokens add. Every sequence gets the same number, and a batch with
+    /// levels, one more per sequence each: as many levels as give the step the most expected
+    /// tokens per second. A sequence's draft token adds the chance that it and the ones before
+    /// it are accepted, and a level costs the step time its tokens add. All levels up to the
+    /// shortest draft are priced, not only until one fails to pay: a step's cost per token is
+    /// not smooth in its size (matrix kernels work in tiles), so a level that does not pay
+    /// alone can lead to one that does. Every sequence gets the same number, and a batch with
     /// a prompt chunk gets none: llama.cpp splits a batch into micro-batches holding equally
     /// many tokens of each sequence, so an uneven draft would cost a whole extra pass.
     /// Returns the batch's new size.
@@ -35,21 +38,28 @@ impl<R: Runtime> Scheduler<R> {
         if seqs == 0 || prefilling {
             return base;
         }
-        let (mut outputs, mut n, mut levels) = (seqs as f64, base, 0);
-        let mut time = self.cost.time(n);
-        while levels < depth && n + seqs <= self.cfg.max_batch_tokens {
+        let mut outputs = seqs as f64;
+        let (mut best, mut levels) = (outputs / self.cost.time(base), 0);
+        for level in 1..=depth {
+            let n = base + level * seqs;
+            if n > self.cfg.max_batch_tokens {
+                break;
+            }
             let value: f64 = self
                 .slots
                 .iter()
                 .flatten()
                 .filter(|a| a.in_batch)
-                .map(|a| f64::from(a.drafter.rate()).powi(levels as i32 + 1))
+                .map(|a| f64::from(a.drafter.rate()).powi(level as i32))
                 .sum();
-            let next = self.cost.time(n + seqs);
-            if value < MIN_DRAFT_VALUE * seqs as f64 || (outputs + value) / next <= outputs / time {
+            if value < MIN_DRAFT_VALUE * seqs as f64 {
                 break;
             }
-            (outputs, time, n, levels) = (outputs + value, next, n + seqs, levels + 1);
+            outputs += value;
+            let speed = outputs / self.cost.time(n);
+            if speed > best {
+                (best, levels) = (speed, level);
+            }
         }
         if levels == 0 {
             return base;

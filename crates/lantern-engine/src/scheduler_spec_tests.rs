@@ -280,6 +280,33 @@ fn drafting_backs_off_when_drafts_keep_failing() {
 }
 
 #[test]
+fn a_draft_that_pays_only_when_longer_is_drafted_long() {
+    // A second token costs nearly a whole step, but four cost little more than two (matrix
+    // kernels that work in tiles of four): one draft token does not pay, three do.
+    let tiles = StepCost::fixed(&[
+        (1, 1.0),
+        (2, 1.95),
+        (4, 2.0),
+        (8, 2.6),
+        (16, 4.0),
+        (64, 16.0),
+    ]);
+    let mut s = spec_scheduler(1, SpecMode::Prediction, tiles);
+    let prediction: Vec<i32> = (4..20).collect();
+    let (j, mut rx) = with_prediction(vec![1, 2, 3], 12, &[], &prediction);
+    s.enqueue(j);
+    run_until_idle(&mut s);
+    let (text, end) = collect(&mut rx);
+    assert_eq!(text, plain_run(vec![1, 2, 3], 12, &[]).0);
+    assert_eq!(done(end).1.accepted_prediction_tokens, 12);
+    let second = &s.runtime().history[1];
+    assert!(
+        second.len() >= 4,
+        "drafted past the level that does not pay: {second:?}"
+    );
+}
+
+#[test]
 fn compute_bound_steps_get_no_drafts() {
     // Every token costs as much as a whole one-token step: no draft can pay for itself.
     let mut s = spec_scheduler(
