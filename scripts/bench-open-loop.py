@@ -8,6 +8,9 @@ at a time on the default model, rounds alternating the build order (this machine
 
 Usage: scripts/bench-open-loop.py NAME=BINARY [NAME=BINARY ...]
          [--rounds 2] [--requests 50] [--rate 1.0] [--slots 8] [--threads 2]
+
+The load client is this checkout's `target/release/lantern` (`cargo build --release`), whichever
+builds are compared.
 """
 
 import argparse
