@@ -171,13 +171,13 @@ def servers(args):
     lantern = os.path.join(ROOT, "target", "release", "lantern")
     common = ["--port", str(PORT), "--threads", str(args.threads), "--parallel", str(args.slots),
               "--ctx-size", str(args.ctx)]
-    out = {
-        "lantern-off": ([lantern, "serve", "--model", args.model, "--speculative", "off"] + common, True),
-        "lantern-auto": ([lantern, "serve", "--model", args.model, "--speculative", "auto"] + common, True),
-    }
+
+    def lantern_cmd(binary, mode):
+        return [binary, "serve", "--model", args.model, "--speculative", mode] + common, True
+
+    out = {"lantern-off": lantern_cmd(lantern, "off"), "lantern-auto": lantern_cmd(lantern, "auto")}
     if args.other_build:
-        out["other-build-auto"] = ([args.other_build, "serve", "--model", args.model,
-                                    "--speculative", "auto"] + common, True)
+        out["other-build-auto"] = lantern_cmd(args.other_build, "auto")
     if args.llama_server:
         out["llama-server-ngram"] = ([args.llama_server, "-m", args.model, "--port", str(PORT), "-t",
                                       str(args.threads), "-tb", str(args.threads), "-np",
